@@ -1,0 +1,1 @@
+"""ECGAN / SPADE networks and losses in Jittor."""

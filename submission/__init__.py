@@ -1,0 +1,1 @@
+"""Submission validation and packaging (needs neither jittor nor torch)."""

@@ -1,0 +1,3 @@
+"""Subcommands of `landscape` for this package (collected by `pipeline.cli`)."""
+
+COMMANDS: list = []
