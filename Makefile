@@ -31,7 +31,7 @@ SET ?=
 GEN ?=
 NP ?= 1
 
-A := artifacts
+A ?= artifacts
 DATA_OUT := $(A)/data/$(DATA_ID)
 RUN := $(A)/runs/$(EXP)
 SETS := $(foreach s,$(SET),--set $(s))
@@ -91,6 +91,46 @@ weights: $(STAMP) ## fill weights/ (FID Inception offline; SegFormer, CLIP, aest
 
 fit-segformer: $(DATA_OUT)/manifest.json ## fit the mask-accuracy SegFormer on DATA's training labels
 	$(LS) fit-segformer --data $(DATA_OUT) --out weights/segformer --config $(CONFIG) $(SETS)
+
+submit: $(RUN)/manifest.json ## generate the test maps' images and zip them into artifacts/submission/EXP.zip
+	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split test --out $(A)/generated/$(EXP)/test --config $(RUN)/config.resolved.toml $(SETS)
+	$(LS) package --generated $(A)/generated/$(EXP)/test --labels $$($(PY) -m pipeline.data.splits $(DATA_OUT) test labels_dir) \
+	    --out $(A)/submission/$(EXP).zip $(if $(wildcard $(A)/eval/$(EXP)/test/per_image.csv),--scores $(A)/eval/$(EXP)/test) --config $(CONFIG)
+
+score: $(STAMP) ## score EXP on the validation split (or GEN=DIR: any folder of generated images) before uploading
+ifeq ($(GEN),)
+	$(MAKE) --no-print-directory $(RUN)/manifest.json
+	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split val --out $(A)/generated/$(EXP)/val --config $(RUN)/config.resolved.toml $(SETS)
+	$(LS) evaluate --generated $(A)/generated/$(EXP)/val --data $(DATA_OUT) --split val --out $(A)/eval/$(EXP)/val --config $(CONFIG) $(SETS)
+else
+	$(LS) evaluate --generated $(GEN) --data $(DATA_OUT) --split $(or $(SPLIT),val) --out $(A)/eval/$(notdir $(abspath $(GEN))) --config $(CONFIG) $(SETS)
+endif
+
+# ---- the demo chain ------------------------------------------------------------------------------
+$(DEMO_RAW)/manifest.json: | $(STAMP)
+	$(LS) sample-data --out $(DEMO_RAW) --train 240 --test 12 --seed 0
+
+$(DEMO_DATA)/manifest.json: $(DEMO_RAW)/manifest.json $(DEMO_CONFIG)
+	$(LS) preprocess --data $(DEMO_RAW) --out $(DEMO_DATA) --config $(DEMO_CONFIG)
+
+$(DEMO_SCORER)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
+	$(LS) fit-segformer --data $(DEMO_DATA) --out $(DEMO_SCORER) --config $(DEMO_CONFIG)
+
+$(DEMO_RUN)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
+	$(LS) train --data $(DEMO_DATA) --out $(DEMO_RUN) --config $(DEMO_CONFIG) --resume
+
+$(DEMO_GEN)/%/manifest.json: $(DEMO_RUN)/manifest.json
+	$(LS) generate --run $(DEMO_RUN) --data $(DEMO_DATA) --split $* --out $(DEMO_GEN)/$*
+
+$(DEMO_EVAL)/manifest.json: $(DEMO_GEN)/val/manifest.json $(DEMO_SCORER)/manifest.json
+	$(LS) evaluate --generated $(DEMO_GEN)/val --data $(DEMO_DATA) --split val --out $(DEMO_EVAL) \
+	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER)
+
+$(DEMO_ZIP): $(DEMO_GEN)/test/manifest.json $(DEMO_EVAL)/manifest.json
+	$(LS) package --generated $(DEMO_GEN)/test --labels $(DEMO_RAW)/test/labels --out $@ --config $(DEMO_CONFIG)
+
+demo: $(DEMO_ZIP) ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
+	@$(PY) -m evaluation.summary $(DEMO_EVAL) $(DEMO_ZIP)
 
 clean-demo: ## remove the demo's artifacts
 	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/eval/demo $(A)/submission/demo*

@@ -60,6 +60,7 @@ class ModelConfig:
     nef: int = 64  # encoder base width
     encoder_size: int = 256  # reference photo resized to this square before encoding
     edge_attention: bool = True  # ecgan: edge features gate the image features at each scale
+    edge_nc: int = 64  # ecgan: width of the edge branch
     semantic_module: bool = True  # ecgan: class-wise channel gating producing the refined image
     ndf: int = 64  # discriminator base width
     d_layers: int = 4  # conv layers per PatchGAN
@@ -116,20 +117,27 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Scoring models and variants of the four A-board terms."""
+    """`landscape evaluate`: scoring models and variants of the four A-board terms."""
 
+    # metric names of the evaluation registry; the A-board score needs all four terms
     metrics: list[str] = field(
         default_factory=lambda: ["mask-accuracy", "color-hist-corr", "aesthetic", "fid"]
     )
     batch_size: int = 16
     segformer: str = "weights/segformer"  # local folder (save_pretrained) or hub id
-    segformer_class_map: str = ""  # json {source class id: 0..28} for e.g. ADE20K checkpoints
+    # how the checkpoint's classes map onto the 29: "" (it has the 29 classes), "ade20k-names"
+    # (match ADE20K label names, the rest -> other) or a json file {source class id: 0..28}
+    segformer_class_map: str = ""
+    # colour-histogram variant: rgb-8, rgb-16, rgb-32, hsv-hue-180, hsv-72, or several joined
+    # with "+" (averaged), e.g. "rgb-16+hsv-72"
     style_variant: str = "rgb-16"
     clip: str = "weights/clip-vit-large-patch14"  # local folder or hub id
-    aesthetic_head: str = "weights/aesthetic-head.safetensors"
-    fid_weights: str = "weights/weights-inception-2015-12-05-6726825d.pth"
+    aesthetic_head: str = "weights/aesthetic-head.safetensors"  # or the LAION .pth
+    allow_standin: bool = True  # false: a missing aesthetic model is an error, not a stand-in
+    fid_weights: str = "weights/inception-v3-compat-2015-12-05.pth"  # `landscape weights` makes it
     fid_cap: float = 100.0
-    cache_dir: str = "artifacts/cache"
+    cache_dir: str = "artifacts/cache"  # FID statistics of the training photos
+    report_rows: int = 3  # best and worst images shown per term in report.html
 
 
 @dataclass(frozen=True)
@@ -140,11 +148,15 @@ class FitSegformerConfig:
     hidden_sizes: list[int] = field(default_factory=lambda: [32, 64, 160, 256])
     depths: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
     decoder_hidden_size: int = 256
-    height: int = 384
+    height: int = 384  # input size of the scorer (the saved processor resizes to it)
     width: int = 512
     steps: int = 20000
     batch_size: int = 8
     lr: float = 0.00006
+    weight_decay: float = 0.01
+    warmup_steps: int = 100  # linear warm-up, then polynomial (linear) decay to zero
+    flip: bool = True  # random horizontal flip of photo and labels
+    eval_every: int = 0  # steps between validation accuracy lines (0 = only at the end)
 
 
 @dataclass(frozen=True)
@@ -197,6 +209,22 @@ def _value_problems(cfg: Config) -> list[tuple[str, str]]:
         problems.append(("generate.jpeg_quality", "must be in 1..100"))
     if g.batch_size < 1 or cfg.evaluate.batch_size < 1:
         problems.append(("generate.batch_size", "batch sizes must be >= 1"))
+    e, fs = cfg.evaluate, cfg.fit_segformer
+    if e.fid_cap <= 0:
+        problems.append(("evaluate.fid_cap", "must be > 0"))
+    if e.report_rows < 0:
+        problems.append(("evaluate.report_rows", "must be >= 0"))
+    if len(set(e.metrics)) != len(e.metrics):
+        problems.append(("evaluate.metrics", "lists a metric twice"))
+    if len(fs.hidden_sizes) != len(fs.depths) or not fs.hidden_sizes:
+        problems.append(("fit_segformer.depths", "needs one depth per entry of hidden_sizes"))
+    for key in ("height", "width", "steps", "batch_size"):
+        if getattr(fs, key) < 1:
+            problems.append((f"fit_segformer.{key}", "must be >= 1"))
+    if fs.height % 32 or fs.width % 32:
+        problems.append(("fit_segformer.height", "height and width must be multiples of 32"))
+    if fs.lr <= 0 or fs.warmup_steps < 0 or fs.eval_every < 0:
+        problems.append(("fit_segformer.lr", "lr must be > 0, warmup_steps and eval_every >= 0"))
     if cfg.package.expert_picks < 0:
         problems.append(("package.expert_picks", "must be >= 0"))
     return problems

@@ -1,3 +1,80 @@
 """Subcommands of `landscape` for this package (collected by `pipeline.cli`)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import click
+
+from pipeline.cliutil import config_options
+
+
+@click.command("package")
+@click.option(
+    "--generated",
+    "generated_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder of generated <stem>.jpg images (artifacts/generated/<exp>/test).",
+)
+@click.option(
+    "--labels",
+    "labels_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder of the test label maps <stem>.png (data/test/labels or val_B_labels_resized).",
+)
+@click.option(
+    "--out",
+    "out_zip",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Zip to write, e.g. artifacts/submission/<exp>.zip; manifest and picks go to <exp>/ beside it.",
+)
+@click.option(
+    "--scores",
+    "scores_dir",
+    default=None,
+    type=click.Path(),
+    help="Evaluate folder of these images (artifacts/eval/<exp>/<split>) or its per_image.csv;"
+    " used to pick the expert-vote images.",
+)
+@click.option(
+    "--allow-unfinished",
+    is_flag=True,
+    help="Accept a folder without a finished `generate` manifest (e.g. images made by another"
+    " tool); every image is still checked.",
+)
+@config_options
+def package_command(cfg, generated_dir, labels_dir, out_zip, scores_dir, allow_unfinished):
+    """Validate generated images against the test maps and write the upload zip."""
+    from pipeline.config import config_hash
+
+    from .package import meta_dir_for, run_package
+
+    manifest = run_package(
+        generated_dir,
+        labels_dir,
+        out_zip,
+        scores_dir,
+        cfg.package.expert_picks,
+        allow_unfinished=allow_unfinished,
+        config_hash=config_hash(cfg, "package"),
+    )
+    z = manifest["extra"]["zip"]
+    meta = meta_dir_for(out_zip)
+    click.echo(f"validated {manifest['counts']['images']} images in {generated_dir} against {labels_dir}")
+    click.echo(f"wrote {out_zip}: {manifest['counts']['images']} entries, {z['size'] / 1e6:.1f} MB, sha256 {z['sha256']}")
+    click.echo(f"manifest: {meta / 'manifest.json'}")
+    picks = manifest["extra"]["expert_picks"]
+    if picks:
+        click.echo(f"expert-vote picks ({manifest['extra']['expert_note']}):")
+        click.echo(f"  {'rank':>4}  {'stem':<24} {'mask_acc':>8} {'style':>8} {'aesthetic':>9} {'product':>8}  file")
+        for p in picks:
+            click.echo(
+                f"  {p['rank']:>4}  {p['stem']:<24} {p['mask_accuracy']:8.4f} {p['style']:8.4f}"
+                f" {p['aesthetic']:9.4f} {p['product']:8.4f}  {meta / p['file']}"
+            )
+    else:
+        click.secho(manifest["extra"]["expert_note"], fg="yellow")
+
+
+COMMANDS: list = [package_command]

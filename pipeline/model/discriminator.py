@@ -1,0 +1,54 @@
+"""Multi-scale PatchGAN discriminator with spectral normalisation and feature outputs."""
+
+from __future__ import annotations
+
+from jittor import nn
+
+from .normalization import SNConv2d
+
+
+class PatchDiscriminator(nn.Module):
+    """(label one-hot ++ image) -> list of intermediate features, the last one the patch logits.
+
+    `layers` convs of width ndf * 2**i (capped at 8x): stride 2 except the last two, 4x4 kernels,
+    instance norm after the first, then a 1-channel conv (pix2pixHD / SPADE layout).
+    """
+
+    def __init__(self, in_nc: int, ndf: int, layers: int, spectral: bool):
+        self.stages = nn.ModuleList()
+        self.stages.append(nn.Sequential(
+            SNConv2d(in_nc, ndf, 4, stride=2, padding=2, spectral=spectral), nn.LeakyReLU(0.2)))
+        nf = ndf
+        for i in range(1, layers):
+            nf_prev, nf = nf, min(nf * 2, ndf * 8)
+            stride = 1 if i == layers - 1 else 2
+            self.stages.append(nn.Sequential(
+                SNConv2d(nf_prev, nf, 4, stride=stride, padding=2, bias=False, spectral=spectral),
+                nn.InstanceNorm2d(nf, affine=False), nn.LeakyReLU(0.2)))
+        self.stages.append(SNConv2d(nf, 1, 4, stride=1, padding=2, spectral=spectral))
+
+    def execute(self, x):
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """`scales` PatchGANs, each on the input average-pooled once more than the previous one.
+
+    Returns one feature list per scale (see PatchDiscriminator).
+    """
+
+    def __init__(self, in_nc: int, ndf: int, layers: int, scales: int, spectral: bool):
+        self.nets = nn.ModuleList(
+            [PatchDiscriminator(in_nc, ndf, layers, spectral) for _ in range(scales)])
+
+    def execute(self, x):
+        out = []
+        for i, net in enumerate(self.nets):
+            if i > 0:
+                x = nn.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+            out.append(net(x))
+        return out

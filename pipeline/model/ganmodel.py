@@ -1,0 +1,192 @@
+"""The GAN: generator, style encoder, discriminator, their EMA copies, and the G/D loss steps.
+
+The trainer owns the optimisers; this class computes named, unweighted loss terms
+(`generator_step`, `discriminator_step`) and images (`generate`). `weighted_sum` combines the
+terms with the config's weights.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+import numpy as np
+import jittor as jt
+from jittor import nn
+
+from .discriminator import MultiscaleDiscriminator
+from .encoder import StyleEncoder, reparameterize
+from .generator import Generator
+from .losses import (VGGLoss, edge_loss, feature_matching_loss, hinge_d_loss, hinge_g_loss,
+                     kld_loss, load_vgg19, multiscale)
+from .normalization import trainable_parameters
+
+# Loss term -> LossConfig attribute holding its weight (d_* are always weighted 1).
+LOSS_WEIGHT_KEYS = {"g_gan": "gan", "g_feat": "feat", "g_kld": "kld", "g_edge": "edge",
+                    "g_vgg": "vgg"}
+
+# Checkpointed networks, in a fixed order (the checkpoint's key prefixes).
+NETWORKS = ("generator", "encoder", "discriminator", "ema_generator", "ema_encoder")
+
+
+def labels_to_onehot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """uint8 label maps (B, H, W) -> float32 one-hot (B, num_classes, H, W)."""
+    if labels.size and labels.max() >= num_classes:
+        raise ValueError(f"label value {int(labels.max())} >= {num_classes} classes")
+    eye = np.eye(num_classes, dtype=np.float32)
+    return np.ascontiguousarray(eye[labels].transpose(0, 3, 1, 2))
+
+
+def images_to_tensor(images: np.ndarray) -> np.ndarray:
+    """uint8 RGB (B, H, W, 3) -> float32 (B, 3, H, W) in [-1, 1]."""
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32) / 127.5 - 1.0
+
+
+def tensor_to_images(x: np.ndarray) -> np.ndarray:
+    """float (B, 3, H, W) in [-1, 1] -> uint8 RGB (B, H, W, 3)."""
+    return np.clip((x.transpose(0, 2, 3, 1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _copy_weights(dst: nn.Module, src: nn.Module) -> None:
+    src_state = src.state_dict()
+    for key, var in dst.state_dict().items():
+        var.update(jt.array(src_state[key].numpy()))
+
+
+class GANModel(nn.Module):
+    """ECGAN (or the SPADE baseline) for label maps of size height x width.
+
+    cfg: the whole Config (model, loss sections are read). `log` receives one-line notices.
+    """
+
+    def __init__(self, cfg, height: int, width: int, log: Callable[[str], None] | None = None):
+        mc, lc = cfg.model, cfg.loss
+        self.num_classes = mc.num_classes
+        self.kind = mc.kind
+        self.use_vae = mc.use_vae
+        self.loss_cfg = lc
+        self.generator = Generator(mc, height, width)
+        self.ema_generator = Generator(mc, height, width)
+        self.encoder = StyleEncoder(mc.nef, mc.z_dim, mc.encoder_size) if mc.use_vae else None
+        self.ema_encoder = StyleEncoder(mc.nef, mc.z_dim, mc.encoder_size) if mc.use_vae else None
+        self.discriminator = MultiscaleDiscriminator(
+            mc.num_classes + 3, mc.ndf, mc.d_layers, mc.d_scales, mc.spectral_norm)
+        _copy_weights(self.ema_generator, self.generator)
+        if self.use_vae:
+            _copy_weights(self.ema_encoder, self.encoder)
+        for ema in self.ema_networks():
+            ema.eval()
+        self._vgg = None  # underscore: not part of the state dict / checkpoints
+        log = log or (lambda msg: print(msg, file=sys.stderr))
+        if lc.vgg > 0 and lc.vgg_weights:
+            self._vgg = VGGLoss(load_vgg19(lc.vgg_weights))
+        elif lc.vgg > 0:
+            log("note: perceptual (VGG) loss is off: loss.vgg_weights names no VGG19 weights file")
+
+    # ------------------------------------------------------------------ parameters
+    def networks(self) -> dict[str, nn.Module]:
+        """Name -> network, for every checkpointed network present."""
+        nets = {name: getattr(self, name) for name in NETWORKS}
+        return {k: v for k, v in nets.items() if v is not None}
+
+    def ema_networks(self) -> list[nn.Module]:
+        return [m for m in (self.ema_generator, self.ema_encoder) if m is not None]
+
+    def generator_parameters(self) -> list:
+        """What the G optimiser trains: generator and style encoder."""
+        params = trainable_parameters(self.generator)
+        if self.use_vae:
+            params += trainable_parameters(self.encoder)
+        return params
+
+    def discriminator_parameters(self) -> list:
+        return trainable_parameters(self.discriminator)
+
+    def update_ema(self, decay: float) -> None:
+        """ema = decay * ema + (1 - decay) * live, for every variable of G (and E)."""
+        pairs = [(self.ema_generator, self.generator)]
+        if self.use_vae:
+            pairs.append((self.ema_encoder, self.encoder))
+        for ema, live in pairs:
+            live_state = live.state_dict()
+            for key, var in ema.state_dict().items():
+                var.update((var * decay + live_state[key].detach() * (1.0 - decay)).stop_grad())
+
+    # ------------------------------------------------------------------ steps
+    def _style(self, encoder, ref, sample: bool):
+        if not self.use_vae:
+            return None, None, None
+        mu, logvar = encoder(ref)
+        z = reparameterize(mu, logvar) if sample else mu
+        return z, mu, logvar
+
+    def _fakes(self, outputs) -> list:
+        fakes = [outputs["image"]]
+        if "refined" in outputs:
+            fakes.append(outputs["refined"])
+        return fakes
+
+    def _discriminate(self, seg, images: list) -> list[list]:
+        """Run D once on all images (batch-concatenated); return per-image multi-scale outputs."""
+        b = seg.shape[0]
+        x = jt.concat([jt.concat([seg, im], dim=1) for im in images], dim=0)
+        out = self.discriminator(x)
+        return [[[f[i * b:(i + 1) * b] for f in feats] for feats in out]
+                for i in range(len(images))]
+
+    def generator_step(self, batch: dict) -> tuple[dict, dict]:
+        """Generator/encoder loss terms for a batch: ({name: Var}, generator outputs).
+
+        batch: "seg" one-hot (B, K, H, W), "image" (B, 3, H, W) in [-1, 1] (also the style
+        reference), "edge" (B, 1, H, W) in [0, 1]. Terms whose weight is 0 are not computed.
+        """
+        lc = self.loss_cfg
+        seg, real = batch["seg"], batch["image"]
+        z, mu, logvar = self._style(self.encoder, real, sample=True)
+        outputs = self.generator(seg, z)
+        fakes = self._fakes(outputs)
+        # The refined image's image losses are scaled by loss.refined relative to the first image.
+        scales = [1.0, lc.refined][: len(fakes)]
+        losses = {}
+        need_real = lc.feat > 0
+        d_out = self._discriminate(seg, fakes + ([real] if need_real else []))
+        if lc.gan > 0:
+            losses["g_gan"] = sum(s * multiscale(hinge_g_loss, d) for s, d in zip(scales, d_out))
+        if need_real:
+            losses["g_feat"] = sum(s * feature_matching_loss(d, d_out[-1])
+                                   for s, d in zip(scales, d_out))
+        if self.use_vae and lc.kld > 0:
+            losses["g_kld"] = kld_loss(mu, logvar)
+        if "edge" in outputs and lc.edge > 0:
+            losses["g_edge"] = edge_loss(outputs["edge"], batch["edge"])
+        if self._vgg is not None:
+            losses["g_vgg"] = sum(s * self._vgg(f, real) for s, f in zip(scales, fakes))
+        return losses, outputs
+
+    def discriminator_step(self, batch: dict, outputs: dict) -> dict:
+        """Discriminator hinge terms {"d_real", "d_fake"} for real images vs `outputs` (detached)."""
+        seg, real = batch["seg"], batch["image"]
+        fakes = [f.detach() for f in self._fakes(outputs)]
+        d_out = self._discriminate(seg, fakes + [real])
+        d_real = multiscale(lambda x: hinge_d_loss(x, x)[0], d_out[-1])
+        d_fake = sum(multiscale(lambda x: hinge_d_loss(x, x)[1], d) for d in d_out[:-1])
+        return {"d_real": d_real, "d_fake": d_fake / len(fakes)}
+
+    def weighted_sum(self, losses: dict):
+        """Sum of the terms times their config weights (d_* terms weigh 1)."""
+        total = 0.0
+        for name, value in losses.items():
+            key = LOSS_WEIGHT_KEYS.get(name)
+            total = total + (getattr(self.loss_cfg, key) if key else 1.0) * value
+        return total
+
+    def generate(self, seg, ref, sample_style: bool = False, use_ema: bool = True) -> dict:
+        """Images from one-hot maps and references (both Vars); EMA weights unless use_ema=False.
+
+        Returns the generator's output dict ("image", and for ecgan "edge", "refined").
+        """
+        gen = self.ema_generator if use_ema else self.generator
+        enc = self.ema_encoder if use_ema else self.encoder
+        with jt.no_grad():
+            z, _, _ = self._style(enc, ref, sample=sample_style)
+            return gen(seg, z)

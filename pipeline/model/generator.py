@@ -1,0 +1,152 @@
+"""SPADE residual generator with the ECGAN edge branch and semantic-preserving module.
+
+Widths: stage i (0 = the style code's grid, num_up = the output size) has
+`ngf * min(max_mult, 2 ** (num_up - i))` channels.
+"""
+
+from __future__ import annotations
+
+import jittor as jt
+from jittor import nn
+
+from .normalization import SPADE
+
+
+def stage_widths(ngf: int, num_up: int, max_mult: int) -> list[int]:
+    """Channel width of each generator stage, from the lowest resolution to the output."""
+    return [ngf * min(max_mult, 2 ** (num_up - i)) for i in range(num_up + 1)]
+
+
+class SPADEResBlock(nn.Module):
+    """Residual block: (SPADE, LeakyReLU, conv) twice, plus a learned shortcut when widths differ."""
+
+    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int, norm: str):
+        fmid = min(fin, fout)
+        self.learned_shortcut = fin != fout
+        self.norm_0 = SPADE(fin, label_nc, hidden, norm)
+        self.conv_0 = nn.Conv2d(fin, fmid, 3, padding=1)
+        self.norm_1 = SPADE(fmid, label_nc, hidden, norm)
+        self.conv_1 = nn.Conv2d(fmid, fout, 3, padding=1)
+        if self.learned_shortcut:
+            self.norm_s = SPADE(fin, label_nc, hidden, norm)
+            self.conv_s = nn.Conv2d(fin, fout, 1, bias=False)
+
+    def execute(self, x, seg):
+        xs = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
+        dx = self.conv_0(nn.leaky_relu(self.norm_0(x, seg), 0.2))
+        dx = self.conv_1(nn.leaky_relu(self.norm_1(dx, seg), 0.2))
+        return xs + dx
+
+
+class EdgeBlock(nn.Module):
+    """One scale of the edge branch: (upsampled edge features, labels) -> edge features."""
+
+    def __init__(self, cin: int, cout: int, label_nc: int):
+        self.conv_0 = nn.Conv2d(cin + label_nc, cout, 3, padding=1)
+        self.conv_1 = nn.Conv2d(cout, cout, 3, padding=1)
+
+    def execute(self, e, seg):
+        seg = nn.interpolate(seg, size=e.shape[2:], mode="nearest")
+        e = nn.leaky_relu(self.conv_0(jt.concat([e, seg], dim=1)), 0.2)
+        return nn.leaky_relu(self.conv_1(e), 0.2)
+
+
+class SemanticPreservingModule(nn.Module):
+    """Class-wise channel gating (ECGAN's semantic-preserving module) -> the refined image.
+
+    Features, image, edges and labels are fused by a conv; each class's mean feature vector
+    (over its pixels) predicts a sigmoid gate per channel; every pixel takes its class's gate,
+    so class-dependent feature maps are highlighted before the refined image is drawn.
+    """
+
+    def __init__(self, feat_nc: int, label_nc: int):
+        self.fuse = nn.Conv2d(feat_nc + 3 + 1 + label_nc, feat_nc, 3, padding=1)
+        self.gate = nn.Linear(feat_nc, feat_nc)
+        self.out = nn.Conv2d(feat_nc, 3, 3, padding=1)
+
+    def execute(self, feat, image, edge, seg):
+        f = nn.leaky_relu(self.fuse(jt.concat([feat, image, edge, seg], dim=1)), 0.2)
+        b, c, h, w = f.shape
+        k = seg.shape[1]
+        segf = seg.reshape(b, k, h * w)
+        area = segf.sum(dim=2, keepdims=True) + 1e-6
+        class_feat = jt.matmul(segf, f.reshape(b, c, h * w).transpose(0, 2, 1)) / area  # (b,k,c)
+        gates = jt.sigmoid(self.gate(class_feat))  # (b, k, c)
+        pixel_gate = jt.matmul(gates.transpose(0, 2, 1), segf).reshape(b, c, h, w)
+        return jt.tanh(self.out(nn.leaky_relu(f * pixel_gate, 0.2)))
+
+
+class Generator(nn.Module):
+    """Label map (one-hot) + style code -> {"image", and for ecgan "edge", "refined"}.
+
+    Starts from the style code (VAE) or the downsampled label map at (H, W) / 2**num_up and
+    upsamples num_up times through SPADE residual blocks. kind="ecgan" adds an edge branch
+    whose sigmoid attention gates the image features at every scale (edge_attention) and the
+    semantic-preserving module producing the refined image (semantic_module).
+    """
+
+    def __init__(self, mc, height: int, width: int):
+        self.kind = mc.kind
+        self.num_up = mc.num_up
+        self.use_vae = mc.use_vae
+        self.z_dim = mc.z_dim
+        self.sh, self.sw = height // 2**mc.num_up, width // 2**mc.num_up
+        widths = stage_widths(mc.ngf, mc.num_up, mc.max_mult)
+        label_nc = mc.num_classes
+        if mc.use_vae:
+            self.fc = nn.Linear(mc.z_dim, widths[0] * self.sh * self.sw)
+        else:
+            self.fc = nn.Conv2d(label_nc, widths[0], 3, padding=1)
+        self.blocks = nn.ModuleList(
+            [SPADEResBlock(widths[0], widths[0], label_nc, mc.spade_hidden, mc.param_free_norm)]
+            + [
+                SPADEResBlock(widths[i - 1], widths[i], label_nc, mc.spade_hidden,
+                              mc.param_free_norm)
+                for i in range(1, mc.num_up + 1)
+            ]
+        )
+        self.conv_img = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        self.ecgan = mc.kind == "ecgan"
+        self.edge_attention = self.ecgan and mc.edge_attention
+        self.semantic = self.ecgan and mc.semantic_module
+        if self.ecgan:
+            ew = mc.edge_nc
+            self.edge_in = nn.Conv2d(label_nc, ew, 3, padding=1)
+            self.edge_blocks = nn.ModuleList(
+                [EdgeBlock(ew, ew, label_nc) for _ in range(mc.num_up + 1)]
+            )
+            self.conv_edge = nn.Conv2d(ew, 1, 3, padding=1)
+            if self.edge_attention:
+                self.attention = nn.ModuleList([nn.Conv2d(ew, w, 1) for w in widths])
+            if self.semantic:
+                self.spm = SemanticPreservingModule(widths[-1], label_nc)
+
+    def execute(self, seg, z=None):
+        b = seg.shape[0]
+        if self.use_vae:
+            if z is None:
+                raise ValueError("this generator uses a style code: pass z (B, z_dim)")
+            x = self.fc(z).reshape(b, -1, self.sh, self.sw)
+        else:
+            x = self.fc(nn.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
+        e = None
+        if self.ecgan:
+            e = self.edge_in(nn.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
+        for i, block in enumerate(self.blocks):
+            if i > 0:
+                x = nn.interpolate(x, scale_factor=2, mode="nearest")
+                if e is not None:
+                    e = nn.interpolate(e, scale_factor=2, mode="nearest")
+            x = block(x, seg)
+            if e is not None:
+                e = self.edge_blocks[i](e, seg)
+                if self.edge_attention:
+                    # Edge attention: features near predicted edges are amplified (gate in [1, 2]).
+                    x = x * (1 + jt.sigmoid(self.attention[i](e)))
+        feat = nn.leaky_relu(x, 0.2)
+        out = {"image": jt.tanh(self.conv_img(feat))}
+        if self.ecgan:
+            out["edge"] = jt.sigmoid(self.conv_edge(e))
+            if self.semantic:
+                out["refined"] = self.spm(feat, out["image"], out["edge"], seg)
+        return out

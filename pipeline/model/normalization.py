@@ -1,0 +1,93 @@
+"""Normalisation layers: spectral normalisation (Jittor has none) and SPADE.
+
+Non-trained state (the spectral-norm `u` vectors) is kept in attributes whose name ends in
+`BUFFER_SUFFIX`: they are saved in checkpoints but never handed to an optimiser.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jittor as jt
+from jittor import nn
+
+BUFFER_SUFFIX = "_u"
+
+
+def is_buffer(name: str) -> bool:
+    """True for a state-dict key that names a non-trained buffer."""
+    return name.rsplit(".", 1)[-1].endswith(BUFFER_SUFFIX)
+
+
+def trainable_parameters(module: nn.Module) -> list:
+    """The module's trained parameters (buffers excluded), in state-dict order."""
+    return [v for k, v in module.state_dict().items() if not is_buffer(k)]
+
+
+def _l2_normalize(v, eps: float = 1e-12):
+    return v / (jt.sqrt((v * v).sum()) + eps)
+
+
+class SNConv2d(nn.Module):
+    """Conv2d whose weight is divided by its largest singular value (power iteration).
+
+    Like torch's `spectral_norm`: one power-iteration step per training forward pass; the
+    left singular vector estimate `weight_u` persists between passes (and in checkpoints).
+    With `spectral=False` it is a plain conv with the same parameter names.
+    """
+
+    def __init__(self, cin: int, cout: int, k: int, stride: int = 1, padding: int = 0,
+                 bias: bool = True, spectral: bool = True):
+        self.stride, self.padding, self.spectral = stride, padding, spectral
+        bound = 1.0 / math.sqrt(cin * k * k)
+        self.weight = jt.init.uniform((cout, cin, k, k), "float32", -bound, bound)
+        self.bias = jt.init.uniform((cout,), "float32", -bound, bound) if bias else None
+        if spectral:
+            self.weight_u = _l2_normalize(jt.init.gauss((cout,), "float32")).stop_grad()
+
+    def _sigma(self):
+        w = self.weight.reshape(self.weight.shape[0], -1)
+        u = self.weight_u
+        if self.is_training():
+            # One power-iteration step without gradient, as in Miyato et al. (2018).
+            wd = w.detach()
+            v = _l2_normalize(jt.matmul(u.reshape(1, -1), wd).reshape(-1))
+            u = _l2_normalize(jt.matmul(wd, v.reshape(-1, 1)).reshape(-1)).stop_grad()
+            self.weight_u.update(u)
+        else:
+            v = _l2_normalize(jt.matmul(u.reshape(1, -1), w.detach()).reshape(-1))
+        v = v.stop_grad()
+        return (u.reshape(1, -1) @ w @ v.reshape(-1, 1)).reshape(1)
+
+    def execute(self, x):
+        w = self.weight / self._sigma() if self.spectral else self.weight
+        return nn.conv2d(x, w, self.bias, stride=self.stride, padding=self.padding)
+
+
+def param_free_norm(kind: str, channels: int) -> nn.Module:
+    """Normalisation without learned affine parameters ('instance' or 'batch')."""
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=False)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=False)
+    raise ValueError(f"param_free_norm {kind!r}: use 'instance' or 'batch'")
+
+
+class SPADE(nn.Module):
+    """Spatially-adaptive normalisation (Park et al. 2019).
+
+    x -> param-free norm(x) * (1 + gamma(seg)) + beta(seg), where gamma and beta are predicted
+    per pixel by a small conv net from the one-hot label map resized (nearest) to x's size.
+    """
+
+    def __init__(self, norm_nc: int, label_nc: int, hidden: int, norm: str = "instance"):
+        self.norm = param_free_norm(norm, norm_nc)
+        self.shared = nn.Sequential(nn.Conv2d(label_nc, hidden, 3, padding=1), nn.ReLU())
+        self.gamma = nn.Conv2d(hidden, norm_nc, 3, padding=1)
+        self.beta = nn.Conv2d(hidden, norm_nc, 3, padding=1)
+
+    def execute(self, x, seg):
+        normalized = self.norm(x)
+        seg = nn.interpolate(seg, size=x.shape[2:], mode="nearest")
+        actv = self.shared(seg)
+        return normalized * (1 + self.gamma(actv)) + self.beta(actv)

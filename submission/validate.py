@@ -1,0 +1,204 @@
+"""Check a generated folder against the test maps before it becomes the upload zip.
+
+A valid folder holds exactly one `<stem>.jpg` for every label map `<stem>.png`, each a JPEG that
+decodes completely, RGB, 512x384 (W x H), and nothing else except the generate stage's own
+`manifest.json`. Every problem is collected first and reported together, one line each with the
+file and the fix, in a `SubmissionError` (a `DatasetError`, so the CLI prints it without a
+traceback).
+
+Pure Python + Pillow: needs neither jittor nor torch.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from pipeline.artifacts import MANIFEST, read_manifest
+from pipeline.errors import ArtifactError, DatasetError
+
+SUBMISSION_SIZE = (512, 384)  # (width, height) the organisers' scorer expects
+IMAGE_SUFFIX = ".jpg"
+MAP_SUFFIX = ".png"
+REGENERATE = "re-run `make submit`"
+# Beyond this many lines of one kind the message shows the first ones and a count (the full list
+# stays on the exception's `problems`): a 1,000-line error helps nobody.
+MAX_LINES_PER_KIND = 10
+
+
+class SubmissionError(DatasetError):
+    """The generated folder is not a valid submission; `problems` lists every (kind, line)."""
+
+    def __init__(self, header: str, problems: list[tuple[str, str]]):
+        self.header = header
+        self.problems = problems
+        super().__init__(format_problems(header, problems))
+
+
+def format_problems(header: str, problems: list[tuple[str, str]]) -> str:
+    """`header` then one line per problem, long runs of one kind shortened to a count."""
+    lines = [f"{header} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):"]
+    by_kind: dict[str, list[str]] = {}
+    for kind, line in problems:
+        by_kind.setdefault(kind, []).append(line)
+    for kind, kind_lines in by_kind.items():
+        shown = kind_lines if len(kind_lines) <= MAX_LINES_PER_KIND else kind_lines[:5]
+        lines.extend(f"  - {line}" for line in shown)
+        if len(shown) < len(kind_lines):
+            lines.append(f"  - ... and {len(kind_lines) - len(shown)} more '{kind}' problems like these")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class ValidatedFolder:
+    """A generated folder that passed `validate_generated`."""
+
+    folder: Path
+    labels: Path
+    images: dict[str, Path]  # stem -> <stem>.jpg, in sorted stem order
+    manifest: dict | None  # the generate stage's manifest, None when allowed to be missing
+
+
+def map_stems(labels_dir: str | Path) -> list[str]:
+    """Sorted stems of the label maps (`*.png`) in `labels_dir`; DatasetError when there are none."""
+    labels = Path(labels_dir)
+    if not labels.is_dir():
+        raise DatasetError(
+            f"{labels}: labels folder not found. Pass --labels the folder of test label maps"
+            " (data/test/labels, or the organisers' val_B_labels_resized)."
+        )
+    stems = sorted(
+        p.stem for p in labels.iterdir() if p.is_file() and p.suffix.lower() == MAP_SUFFIX
+    )
+    if not stems:
+        raise DatasetError(
+            f"{labels}: no label maps (*.png) in this folder. Pass --labels the folder of test"
+            " label maps (data/test/labels, or the organisers' val_B_labels_resized)."
+        )
+    return stems
+
+
+def jpeg_problems(data: bytes, name: str, size: tuple[int, int] = SUBMISSION_SIZE) -> list[str]:
+    """What is wrong with `data` as a submission image named `name` (empty list = fine).
+
+    The image is fully decoded (not just its header) with truncated-file tolerance off, so a
+    file cut short by a killed writer fails.
+    """
+    fix = f"re-generate it ({REGENERATE})"
+    if not data:
+        return [f"{name}: empty file (0 bytes); {fix}"]
+    saved = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False  # a partial image must fail even if someone allowed it
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt, mode, img_size = img.format, img.mode, img.size
+            img.load()
+    except UnidentifiedImageError:
+        return [f"{name}: not an image Pillow can decode; {fix}"]
+    except (OSError, SyntaxError, ValueError) as exc:
+        return [f"{name}: truncated or corrupt image ({exc}); {fix}"]
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
+    problems = []
+    if fmt != "JPEG":
+        problems.append(f"{name}: is a {fmt} image named {IMAGE_SUFFIX}; re-save it as JPEG")
+    elif not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        # Pillow decodes a JPEG that lost only its end marker; a complete file still ends with it.
+        problems.append(f"{name}: truncated JPEG (no end-of-image marker); {fix}")
+    if mode != "RGB":
+        problems.append(
+            f"{name}: colour mode {mode}, must be RGB; convert it"
+            f" (Image.convert('RGB')) or {fix}"
+        )
+    if img_size != size:
+        problems.append(
+            f"{name}: {img_size[0]}x{img_size[1]} pixels, must be {size[0]}x{size[1]} (W x H); {fix}"
+        )
+    return problems
+
+
+def _generate_manifest(folder: Path, allow_unfinished: bool) -> tuple[dict | None, list]:
+    """The generate stage's manifest of `folder` and the problems found with it."""
+    if not (folder / MANIFEST).is_file():
+        if allow_unfinished:
+            return None, []
+        return None, [(
+            "unfinished",
+            f"{folder / MANIFEST}: missing, so generation did not finish: {REGENERATE}"
+            " (or pass --allow-unfinished to package images made by another tool)",
+        )]
+    try:
+        return read_manifest(folder, "generate"), []
+    except ArtifactError as exc:
+        if allow_unfinished:
+            return None, []
+        return None, [("manifest", f"{exc} (or pass --allow-unfinished to skip this check)")]
+
+
+def validate_generated(
+    generated_dir: str | Path,
+    labels_dir: str | Path,
+    *,
+    allow_unfinished: bool = False,
+    size: tuple[int, int] = SUBMISSION_SIZE,
+) -> ValidatedFolder:
+    """Check `generated_dir` against the maps in `labels_dir`; raise `SubmissionError` listing
+    every problem, else return the images by stem.
+
+    allow_unfinished: accept a folder without a (valid) generate manifest, e.g. images made by
+    another tool; every image check still runs.
+    """
+    folder, labels = Path(generated_dir), Path(labels_dir)
+    stems = map_stems(labels)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: generated folder not found. Generate it first: `make submit`.")
+    wanted = set(stems)
+    header = f"{folder} is not a valid submission for the {len(stems)} maps in {labels}"
+    manifest, problems = _generate_manifest(folder, allow_unfinished)
+
+    entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    if not [p for p in entries if p.name != MANIFEST]:
+        raise SubmissionError(header, [(
+            "empty",
+            f"{folder}: no images; expected {len(stems)} files <stem>{IMAGE_SUFFIX}, one per map."
+            f" Generate them: {REGENERATE}",
+        )])
+    images: dict[str, Path] = {}
+    misnamed: set[str] = set()  # stems present under a wrong extension (reported once, not twice)
+    for p in entries:
+        name = p.name
+        if name == MANIFEST:
+            continue
+        if name.startswith(".") and name.endswith(".tmp"):
+            problems.append(("temp", f"{p}: temporary file, so generation did not finish: {REGENERATE}"))
+        elif name.startswith("."):
+            problems.append(("hidden", f"{p}: hidden file, not part of a submission; delete it"))
+        elif p.is_dir():
+            problems.append(("subfolder", f"{p}: sub-folder; the zip must be flat: move or delete it"))
+        elif not p.is_file():
+            problems.append(("other", f"{p}: not a regular file; delete it"))
+        elif p.suffix == IMAGE_SUFFIX and p.stem in wanted:
+            images[p.stem] = p
+        elif p.stem in wanted:
+            misnamed.add(p.stem)
+            problems.append(("extension", (
+                f"{p}: wrong extension '{p.suffix}'; the submission needs {p.stem}{IMAGE_SUFFIX}"
+                f" (a JPEG): rename it, or re-save it as JPEG if it is not one"
+            )))
+        elif p.suffix == IMAGE_SUFFIX:
+            problems.append(("extra", f"{p}: no label map {p.stem}{MAP_SUFFIX} in {labels}; delete it"))
+        else:
+            problems.append(("extra", f"{p}: not a <map stem>{IMAGE_SUFFIX} file; delete it"))
+    for stem in stems:
+        if stem not in images and stem not in misnamed:
+            problems.append((
+                "missing", f"{folder / (stem + IMAGE_SUFFIX)}: missing (map {stem}{MAP_SUFFIX}); {REGENERATE}"
+            ))
+    for stem, p in images.items():
+        problems.extend(("image", line) for line in jpeg_problems(p.read_bytes(), str(p), size))
+    if problems:
+        raise SubmissionError(header, problems)
+    return ValidatedFolder(folder, labels, dict(sorted(images.items())), manifest)
