@@ -16,7 +16,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file to an HxWx3 uint8 RGB array (PIL, like torch-fidelity's loader)."""
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+            return np.array(img.convert("RGB"), dtype=np.uint8)  # writable: torch.from_numpy warns otherwise
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: cannot be read as an image ({exc}); replace or remove it") from None
 

@@ -6,16 +6,20 @@ from pathlib import Path
 
 
 def pretrained_source(source: str) -> str | None:
-    """"local" for an existing folder, "hub" for something shaped like a hub id ("org/name") that
-    is not a local path, None otherwise (a missing local folder)."""
+    """"local" for an existing folder, "hub" for a hub id ("org/name") already in the local hub
+    cache, None otherwise. Weights are never downloaded at run time (`landscape weights` does)."""
     path = Path(source)
     if path.is_dir():
         return "local"
     if path.exists() or source.count("/") != 1 or source.startswith((".", "/", "~")):
         return None
-    # "weights/segformer" is shaped like a hub id too; a missing local folder of that name is
-    # tried on the hub (offline: only the cache), and the caller's error covers both cases
-    return "hub"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "config.json")
+    except Exception:  # noqa: BLE001 - a malformed id is simply "not available"
+        return None
+    return "hub" if isinstance(cached, str) else None
 
 
 def weights_file(folder: Path) -> Path | None:

@@ -53,22 +53,25 @@ def load_segformer(source: str, device: Any):
     kind = pretrained_source(source)
     local = kind == "local"
     if kind is None:
-        raise ArtifactError(f"mask-accuracy: no SegFormer folder at {source}. To get one: {HOW_TO_GET}")
+        raise ArtifactError(
+            f"mask-accuracy: no SegFormer at {source} (not a local folder, nor a hub id in the local"
+            f" hub cache). To get one: {HOW_TO_GET}"
+        )
     if local and not (path / "config.json").is_file():
         raise ArtifactError(
             f"mask-accuracy: {source} has no config.json, so it is not a SegFormer save_pretrained"
             f" folder. To get one: {HOW_TO_GET}"
         )
     try:
-        model = SegformerForSemanticSegmentation.from_pretrained(source)
+        model = SegformerForSemanticSegmentation.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as exc:
-        where = "folder" if local else "hub id (offline: only a cached one loads)"
+        where = "folder" if local else "cached hub id"
         raise ArtifactError(
             f"mask-accuracy: cannot load a SegFormer from {where} {source} ({str(exc).splitlines()[0]})."
             f" To get one: {HOW_TO_GET}"
         ) from None
     try:
-        processor = SegformerImageProcessor.from_pretrained(source)
+        processor = SegformerImageProcessor.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError):
         processor = SegformerImageProcessor()  # checkpoint without preprocessor_config.json
     model.to(device).eval()

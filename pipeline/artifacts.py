@@ -38,6 +38,10 @@ PRODUCED_BY = {
 
 
 # ---------------------------------------------------------------------------- atomic writes
+_UMASK = os.umask(0)  # read once (os.umask can only be read by setting it), then restored
+os.umask(_UMASK)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
@@ -47,6 +51,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result should read like any new file
         yield tmp
         os.replace(tmp, path)
     finally:
@@ -191,8 +196,11 @@ def read_manifest(
         raise ArtifactError(
             f"{folder}: this is a '{manifest.get('stage')}' output, expected a '{stage}' output. {how}"
         )
+    files = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(e, dict) for e in files.values()):
+        raise ArtifactError(f"{path}: malformed file list (edited by hand?). {how}")
     problems = []
-    for rel, entry in manifest.get("files", {}).items():
+    for rel, entry in files.items():
         p = folder / rel
         if not p.is_file():
             problems.append(f"{rel} is missing")
@@ -208,7 +216,7 @@ def read_manifest(
         )
     if config_hash is not None and manifest.get("config_hash") != config_hash:
         raise ArtifactError(
-            f"{folder}: made with a different config (hash {manifest.get('config_hash', '')[:12]},"
+            f"{folder}: made with a different config (hash {str(manifest.get('config_hash'))[:12]},"
             f" now {config_hash[:12]}). {how}"
         )
     return manifest

@@ -43,8 +43,14 @@ from pipeline.cliutil import config_options
     help="Accept a folder without a finished `generate` manifest (e.g. images made by another"
     " tool); every image is still checked.",
 )
+@click.option(
+    "--scores-optional",
+    is_flag=True,
+    help="When --scores is missing, unfinished, stale or of other images, package without"
+    " expert picks (and say why) instead of failing; for Make recipes.",
+)
 @config_options
-def package_command(cfg, generated_dir, labels_dir, out_zip, scores_dir, allow_unfinished):
+def package_command(cfg, generated_dir, labels_dir, out_zip, scores_dir, allow_unfinished, scores_optional):
     """Validate generated images against the test maps and write the upload zip."""
     from pipeline.config import config_hash
 
@@ -57,6 +63,7 @@ def package_command(cfg, generated_dir, labels_dir, out_zip, scores_dir, allow_u
         scores_dir,
         cfg.package.expert_picks,
         allow_unfinished=allow_unfinished,
+        scores_optional=scores_optional,
         config_hash=config_hash(cfg, "package"),
     )
     z = manifest["extra"]["zip"]

@@ -18,6 +18,7 @@ Pure Python + Pillow: needs neither jittor nor torch.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import shutil
 import zipfile
@@ -40,6 +41,7 @@ from pipeline.errors import ArtifactError, DatasetError
 from .validate import IMAGE_SUFFIX, SUBMISSION_SIZE, jpeg_problems, validate_generated
 
 PER_IMAGE = "per_image.csv"
+SCORES_JSON = "scores.json"
 SCORE_COLUMNS = ("mask_accuracy", "style", "aesthetic")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # earliest date zip can store: fixed so the bytes are reproducible
 EXPERT_DIR = "expert"
@@ -118,11 +120,46 @@ def read_per_image(path: str | Path) -> dict[str, tuple[float, float, float]]:
     return scores
 
 
-def load_scores(scores: str | Path, generated_dir: Path, generated_manifest: dict | None) -> tuple[dict, dict]:
+def _scored_folder(scores_dir: Path) -> str | None:
+    """The generated folder an evaluate output scored, from its scores.json (None if unknown)."""
+    try:
+        recorded = json.loads((scores_dir / SCORES_JSON).read_text(encoding="utf-8"))["inputs"]["generated"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return recorded if isinstance(recorded, str) and recorded else None
+
+
+def check_scores_fresh(scores_dir: Path, evaluate: dict, generated_dir: Path, images: dict[str, Path]) -> None:
+    """Refuse an evaluate folder that scored another folder, or these images before they changed.
+
+    Fresh when the evaluate manifest recorded this folder's current generate manifest. A re-run of
+    generate rewrites that manifest without touching finished images, so otherwise the scores
+    still count when they are of this folder (scores.json's path) and no image is newer than them.
+    """
+    recorded = evaluate.get("inputs", {}).get("generated")
+    if recorded and (generated_dir / MANIFEST).is_file() and recorded == manifest_hash(generated_dir):
+        return
+    scored = _scored_folder(scores_dir)
+    if scored is not None and Path(scored).resolve() != generated_dir.resolve():
+        raise ArtifactError(
+            f"{scores_dir}: these scores are of {scored}, not of {generated_dir};"
+            f" {how_to_score(generated_dir)}"
+        )
+    scored_at = (scores_dir / MANIFEST).stat().st_mtime
+    newer = sorted(stem for stem, p in images.items() if p.stat().st_mtime > scored_at)
+    if newer:
+        raise ArtifactError(
+            f"{scores_dir}: scored before {len(newer)} of the images in {generated_dir} were"
+            f" generated again (e.g. {newer[0]}{IMAGE_SUFFIX}); {how_to_score(generated_dir)}"
+        )
+
+
+def load_scores(scores: str | Path, generated_dir: Path, images: dict[str, Path]) -> tuple[dict, dict]:
     """Per-image scores from an evaluate folder (manifest checked) or a per_image.csv file.
 
-    Returns (scores by stem, {"path", "manifest_hash"} describing the source). An evaluate
-    folder whose manifest shows it scored another generation of `generated_dir` is refused.
+    images: the packaged images by stem. Returns (scores by stem, {"path", "manifest_hash"}
+    describing the source). An evaluate folder that scored another folder, or these images
+    before they were generated again, is refused (`check_scores_fresh`).
     """
     scores = Path(scores)
     if scores.is_file():
@@ -133,14 +170,7 @@ def load_scores(scores: str | Path, generated_dir: Path, generated_manifest: dic
             f" (artifacts/eval/<exp>/<split>) or its per_image.csv; to get one, {how_to_score(generated_dir)}"
         )
     evaluate = read_manifest(scores, "evaluate")
-    recorded = set(evaluate.get("inputs", {}).values())
-    if generated_manifest is not None and recorded:
-        # The evaluate manifest records its inputs' manifest hashes: ours must be among them.
-        if manifest_hash(generated_dir) not in recorded:
-            raise ArtifactError(
-                f"{scores}: these scores were computed on another generated folder, or on an"
-                f" earlier generation of {generated_dir}; {how_to_score(generated_dir)}"
-            )
+    check_scores_fresh(scores, evaluate, generated_dir, images)
     csv_path = scores / PER_IMAGE
     if not csv_path.is_file():
         raise DatasetError(f"{scores}: no {PER_IMAGE} in this evaluate folder; {how_to_score(generated_dir)}")
@@ -230,6 +260,7 @@ def run_package(
     picks: int = PackageConfig.expert_picks,
     *,
     allow_unfinished: bool = False,
+    scores_optional: bool = False,
     config_hash: str = "",
     size: tuple[int, int] = SUBMISSION_SIZE,
 ) -> dict:
@@ -237,7 +268,8 @@ def run_package(
 
     scores_dir: an evaluate output folder (or its per_image.csv) scoring these images; the
     `picks` best by mask_accuracy * style * aesthetic are copied to `<exp>/expert/`. Without it
-    no pick is made and the result says why.
+    no pick is made and the result says why. scores_optional: a missing, unfinished, stale or
+    foreign `scores_dir` means no picks (and a note saying why) instead of an error.
     Returns the package manifest (also written to `<exp>/manifest.json`). Raises `DatasetError`
     / `ArtifactError` before writing anything when the inputs are wrong.
     """
@@ -251,17 +283,23 @@ def run_package(
     stems = list(folder.images)
 
     # Scores are checked before anything is written, so a wrong --scores leaves no output.
+    scores_source, chosen = None, []
+    note = f"no scores given, so the {picks} expert-vote images cannot be picked: {how_to_score(generated_dir)}"
     if scores_dir is not None:
-        scores, scores_source = load_scores(scores_dir, generated_dir, folder.manifest)
-        chosen = pick_expert_images(scores, stems, picks, scores_source["path"])
-        covered = sum(s in scores for s in stems)
-        note = (
-            f"picked the {len(chosen)} best of {covered} scored images by mask_accuracy x style x aesthetic"
-            + (f" ({len(stems) - covered} packaged images have no score)" if covered < len(stems) else "")
-        )
-    else:
-        scores_source, chosen = None, []
-        note = f"no scores given, so the {picks} expert-vote images cannot be picked: {how_to_score(generated_dir)}"
+        try:
+            scores, scores_source = load_scores(scores_dir, generated_dir, folder.images)
+            chosen = pick_expert_images(scores, stems, picks, scores_source["path"])
+        except (DatasetError, ArtifactError) as exc:
+            if not scores_optional:
+                raise
+            scores_source = None  # --scores-optional: package anyway, say why nothing was picked
+            note = f"scores not used, so no expert-vote images picked: {exc}"
+        else:
+            covered = sum(s in scores for s in stems)
+            note = (
+                f"picked the {len(chosen)} best of {covered} scored images by mask_accuracy x style x aesthetic"
+                + (f" ({len(stems) - covered} packaged images have no score)" if covered < len(stems) else "")
+            )
     if picks == 0:
         note = "package.expert_picks = 0: no expert-vote images picked"
 
@@ -304,6 +342,7 @@ def run_package(
         "labels": str(folder.labels),
         "image_size": list(size),
         "allow_unfinished": allow_unfinished,
+        "scores_optional": scores_optional,
         "scores": scores_source["path"] if scores_source else "",
         "expert_picks": [
             {
@@ -341,7 +380,6 @@ def check_package(out_zip: str | Path) -> dict:
 
 
 __all__ = [
-    "MANIFEST",
     "Pick",
     "check_package",
     "load_scores",

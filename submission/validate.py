@@ -2,7 +2,7 @@
 
 A valid folder holds exactly one `<stem>.jpg` for every label map `<stem>.png`, each a JPEG that
 decodes completely, RGB, 512x384 (W x H), and nothing else except the generate stage's own
-`manifest.json`. Every problem is collected first and reported together, one line each with the
+`manifest.json` and `.generate_state.json`. Every problem is collected first and reported together, one line each with the
 file and the fix, in a `SubmissionError` (a `DatasetError`, so the CLI prints it without a
 traceback).
 
@@ -24,6 +24,9 @@ SUBMISSION_SIZE = (512, 384)  # (width, height) the organisers' scorer expects
 IMAGE_SUFFIX = ".jpg"
 MAP_SUFFIX = ".png"
 REGENERATE = "re-run `make submit`"
+# The generate stage's own files in its folder (manifest.json, pipeline.generate.STATE_FILE):
+# bookkeeping, never zipped, never a problem.
+STAGE_FILES = frozenset({MANIFEST, ".generate_state.json"})
 # Beyond this many lines of one kind the message shows the first ones and a count (the full list
 # stays on the exception's `problems`): a 1,000-line error helps nobody.
 MAX_LINES_PER_KIND = 10
@@ -135,7 +138,7 @@ def _generate_manifest(folder: Path, allow_unfinished: bool) -> tuple[dict | Non
     except ArtifactError as exc:
         if allow_unfinished:
             return None, []
-        return None, [("manifest", f"{exc} (or pass --allow-unfinished to skip this check)")]
+        return None, [("manifest", f"{exc} Or pass --allow-unfinished to skip this check.")]
 
 
 def validate_generated(
@@ -160,7 +163,7 @@ def validate_generated(
     manifest, problems = _generate_manifest(folder, allow_unfinished)
 
     entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    if not [p for p in entries if p.name != MANIFEST]:
+    if not [p for p in entries if p.name not in STAGE_FILES]:
         raise SubmissionError(header, [(
             "empty",
             f"{folder}: no images; expected {len(stems)} files <stem>{IMAGE_SUFFIX}, one per map."
@@ -170,7 +173,7 @@ def validate_generated(
     misnamed: set[str] = set()  # stems present under a wrong extension (reported once, not twice)
     for p in entries:
         name = p.name
-        if name == MANIFEST:
+        if name in STAGE_FILES:
             continue
         if name.startswith(".") and name.endswith(".tmp"):
             problems.append(("temp", f"{p}: temporary file, so generation did not finish: {REGENERATE}"))

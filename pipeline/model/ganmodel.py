@@ -57,9 +57,11 @@ class GANModel(nn.Module):
     """ECGAN (or the SPADE baseline) for label maps of size height x width.
 
     cfg: the whole Config (model, loss sections are read). `log` receives one-line notices.
+    for_training=False skips the perceptual network (generation only needs the EMA networks).
     """
 
-    def __init__(self, cfg, height: int, width: int, log: Callable[[str], None] | None = None):
+    def __init__(self, cfg, height: int, width: int, log: Callable[[str], None] | None = None,
+                 for_training: bool = True):
         mc, lc = cfg.model, cfg.loss
         self.num_classes = mc.num_classes
         self.kind = mc.kind
@@ -78,9 +80,9 @@ class GANModel(nn.Module):
             ema.eval()
         self._vgg = None  # underscore: not part of the state dict / checkpoints
         log = log or (lambda msg: print(msg, file=sys.stderr))
-        if lc.vgg > 0 and lc.vgg_weights:
+        if for_training and lc.vgg > 0 and lc.vgg_weights:
             self._vgg = VGGLoss(load_vgg19(lc.vgg_weights))
-        elif lc.vgg > 0:
+        elif for_training and lc.vgg > 0:
             log("note: perceptual (VGG) loss is off: loss.vgg_weights names no VGG19 weights file")
 
     # ------------------------------------------------------------------ parameters

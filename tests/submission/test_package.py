@@ -11,9 +11,9 @@ import zipfile
 import pytest
 from PIL import Image
 
-from pipeline.artifacts import ArtifactError, manifest_hash, read_manifest, write_manifest
+from pipeline.artifacts import manifest_hash, read_manifest, write_manifest
 from pipeline.cli import main
-from pipeline.errors import DatasetError
+from pipeline.errors import ArtifactError, DatasetError
 from submission import package as package_mod
 from submission.package import check_package, read_per_image, run_package
 from submission.validate import SubmissionError
@@ -231,10 +231,11 @@ def test_extra_columns_are_ignored(tmp_path):
     assert read_per_image(csv_path) == {"a": (0.5, 0.1, 0.2)}
 
 
-def make_eval_folder(tmp_path, gen, inputs_hash=None):
+def make_eval_folder(tmp_path, gen, inputs_hash=None, scored=None):
+    """An evaluate output as `landscape evaluate` leaves it (scores.json names the scored folder)."""
     folder = tmp_path / "eval"
     write_scores(folder / "per_image.csv", SCORES)
-    (folder / "scores.json").write_text("{}")
+    (folder / "scores.json").write_text(json.dumps({"inputs": {"generated": str(scored or gen.resolve())}}))
     write_manifest(folder, "evaluate", inputs={"generated": inputs_hash or manifest_hash(gen)})
     return folder
 
@@ -247,10 +248,27 @@ def test_evaluate_folder_of_these_images(inputs, tmp_path):
     assert manifest["inputs"]["scores"] == manifest_hash(ev)
 
 
-def test_evaluate_folder_of_another_generation_is_refused(inputs, tmp_path):
+def test_generate_rerun_that_changed_no_image_keeps_the_scores(inputs, tmp_path):
+    gen, labels, out = inputs
+    ev = make_eval_folder(tmp_path, gen, inputs_hash="0" * 64)  # generate's manifest rewritten since
+    manifest = run_package(gen, labels, out, ev)
+    assert [p["stem"] for p in manifest["extra"]["expert_picks"]] == ["3a", "20_b", "1001"]
+
+
+def test_images_generated_again_after_scoring_are_refused(inputs, tmp_path):
     gen, labels, out = inputs
     ev = make_eval_folder(tmp_path, gen, inputs_hash="0" * 64)
-    with pytest.raises(ArtifactError, match="another generated folder.*make score"):
+    later = (ev / "manifest.json").stat().st_mtime + 60
+    os.utime(gen / "3a.jpg", (later, later))
+    with pytest.raises(ArtifactError, match="scored before 1 of the images .* generated again .*3a.jpg.*make score"):
+        run_package(gen, labels, out, ev)
+    assert not out.parent.exists()
+
+
+def test_scores_of_another_folder_are_refused(inputs, tmp_path):
+    gen, labels, out = inputs
+    ev = make_eval_folder(tmp_path, gen, inputs_hash="0" * 64, scored=tmp_path / "other" / "test")
+    with pytest.raises(ArtifactError, match="these scores are of .*other/test, not of .*generated"):
         run_package(gen, labels, out, ev)
     assert not out.parent.exists()
 
@@ -262,6 +280,21 @@ def test_unfinished_evaluate_folder_is_refused(inputs, tmp_path):
         run_package(gen, labels, out, tmp_path / "eval")
     with pytest.raises(DatasetError, match="scores folder not found"):
         run_package(gen, labels, out, tmp_path / "nowhere")
+
+
+def test_scores_optional_packages_without_picks_and_says_why(inputs, tmp_path):
+    gen, labels, out = inputs
+    ev = make_eval_folder(tmp_path, gen, inputs_hash="0" * 64, scored=tmp_path / "elsewhere")
+    manifest = run_package(gen, labels, out, ev, scores_optional=True)
+    assert manifest["extra"]["expert_picks"] == [] and "scores" not in manifest["inputs"]
+    assert manifest["extra"]["expert_note"].startswith("scores not used")
+    assert "these scores are of" in manifest["extra"]["expert_note"]
+    check_package(out)
+    manifest = run_package(gen, labels, out, tmp_path / "nowhere", scores_optional=True)
+    assert "scores folder not found" in manifest["extra"]["expert_note"]
+    fresh = make_eval_folder(tmp_path / "fresh", gen)
+    manifest = run_package(gen, labels, out, fresh, scores_optional=True)
+    assert [p["stem"] for p in manifest["extra"]["expert_picks"]] == ["3a", "20_b", "1001"]
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -7,7 +7,7 @@ from PIL import ImageFile
 
 from pipeline.artifacts import write_manifest
 from pipeline.errors import DatasetError
-from submission.validate import SubmissionError, jpeg_problems, validate_generated
+from submission.validate import STAGE_FILES, SubmissionError, jpeg_problems, validate_generated
 
 from .util import STEMS, jpeg_bytes, make_generated, make_labels, valid_files
 
@@ -27,6 +27,15 @@ def test_valid_folder_passes(tmp_path):
     assert list(folder.images) == sorted(STEMS)
     assert all(p.name == f"{s}.jpg" for s, p in folder.images.items())
     assert folder.manifest["stage"] == "generate"
+
+
+def test_generate_stage_files_are_not_problems(tmp_path):
+    import pipeline.generate
+
+    assert pipeline.generate.STATE_FILE in STAGE_FILES
+    labels = make_labels(tmp_path)
+    gen = make_generated(tmp_path, valid_files() | {pipeline.generate.STATE_FILE: b"{}"})
+    assert list(validate_generated(gen, labels).images) == sorted(STEMS)
 
 
 def test_submission_error_is_a_dataset_error():

