@@ -1,0 +1,1 @@
+"""Dataset layout, validation, the built-in sample dataset and the preprocess stage."""
