@@ -125,6 +125,16 @@ def folder_key(files: list[Path]) -> str:
     return h.hexdigest()
 
 
+def statistics_cache_path(files: list[Path], weights_sha256: str, cache_dir: str | Path) -> tuple[Path, str]:
+    """(cache file, key): the key names the photos' contents, the extractor weights and the layer."""
+    key_blob = json.dumps(
+        {"files": folder_key(files), "weights_sha256": weights_sha256, "extractor": EXTRACTOR, "layer": LAYER},
+        sort_keys=True,
+    ).encode()
+    key = hashlib.sha256(key_blob).hexdigest()
+    return Path(cache_dir) / "fid-stats" / f"{EXTRACTOR}-{LAYER}-{key[:32]}.npz", key
+
+
 def folder_statistics(
     model: Any,
     folder: str | Path,
@@ -145,12 +155,7 @@ def folder_statistics(
     files = list_images(folder)
     if len(files) < 2:
         raise DatasetError(f"{folder}: FID needs at least 2 training photos, found {len(files)}")
-    key_blob = json.dumps(
-        {"files": folder_key(files), "weights_sha256": weights_sha256, "extractor": EXTRACTOR, "layer": LAYER},
-        sort_keys=True,
-    ).encode()
-    key = hashlib.sha256(key_blob).hexdigest()
-    cache = Path(cache_dir) / "fid-stats" / f"{EXTRACTOR}-{LAYER}-{key[:32]}.npz"
+    cache, key = statistics_cache_path(files, weights_sha256, cache_dir)
     if cache.is_file():
         try:
             with np.load(cache, allow_pickle=False) as z:

@@ -37,7 +37,7 @@ class DataConfig:
 
     height: int = 384  # training size; the competition's images are 512x384 (W x H)
     width: int = 512
-    val_count: int = 500  # training pairs held out (deterministically) for `make score`
+    val_count: int = 500  # training pairs held out (seeded) for `make score`; at most 1/4 of them
     canny_low: int = 100  # Canny thresholds of the photo edge maps (edge-branch target)
     canny_high: int = 200
     drop_list: str = ""  # optional text file of training stems to drop (one per line)

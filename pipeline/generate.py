@@ -107,7 +107,6 @@ def run_generate(run_dir: str | Path, labels_dir: str | Path, pairs_json: str | 
     """
     from .data.splits import load_pairs
     from .jt_env import setup_jittor
-    from .model.ganmodel import images_to_tensor, labels_to_onehot, tensor_to_images
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     labels_dir, refs_dir = Path(labels_dir), Path(refs_dir)
@@ -122,6 +121,8 @@ def run_generate(run_dir: str | Path, labels_dir: str | Path, pairs_json: str | 
     pairs = load_pairs(pairs_json, labels_dir, refs_dir)
     g = cfg.generate
     jt = setup_jittor(cfg.device)
+    from .model.ganmodel import images_to_tensor, labels_to_onehot, tensor_to_images
+
     model, header = load_generator(cfg, weights, jt)
 
     prepare_output_dir(out_dir)

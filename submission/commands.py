@@ -69,6 +69,8 @@ def package_command(cfg, generated_dir, labels_dir, out_zip, scores_dir, allow_u
     z = manifest["extra"]["zip"]
     meta = meta_dir_for(out_zip)
     click.echo(f"validated {manifest['counts']['images']} images in {generated_dir} against {labels_dir}")
+    for note in manifest["extra"]["notes"]:
+        click.secho(f"note: {note}", fg="yellow")
     click.echo(f"wrote {out_zip}: {manifest['counts']['images']} entries, {z['size'] / 1e6:.1f} MB, sha256 {z['sha256']}")
     click.echo(f"manifest: {meta / 'manifest.json'}")
     picks = manifest["extra"]["expert_picks"]

@@ -71,8 +71,8 @@ def meta_dir_for(out_zip: str | Path) -> Path:
 def how_to_score(generated_dir: str | Path) -> str:
     """One sentence telling the user how to get per-image scores for `generated_dir`."""
     return (
-        f"score this folder (`make score GEN={generated_dir}`, or `landscape evaluate"
-        f" --generated {generated_dir} ...`) and package again with --scores <that evaluate folder>"
+        f"score this folder (`make score GEN={generated_dir} SPLIT=test`, or `landscape evaluate"
+        f" --generated {generated_dir} --split test ...`) and package again with --scores <that evaluate folder>"
     )
 
 
@@ -357,6 +357,7 @@ def run_package(
             for p in chosen
         ],
         "expert_note": note,
+        "notes": folder.notes,
     }
     return write_manifest(
         meta,

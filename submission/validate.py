@@ -63,6 +63,7 @@ class ValidatedFolder:
     labels: Path
     images: dict[str, Path]  # stem -> <stem>.jpg, in sorted stem order
     manifest: dict | None  # the generate stage's manifest, None when allowed to be missing
+    notes: list[str]  # harmless findings worth a line (leftover temp files of a killed run)
 
 
 def map_stems(labels_dir: str | Path) -> list[str]:
@@ -169,6 +170,9 @@ def validate_generated(
             f"{folder}: no images; expected {len(stems)} files <stem>{IMAGE_SUFFIX}, one per map."
             f" Generate them: {REGENERATE}",
         )])
+    # A finished manifest (written last) dates the end of the generation that made the folder.
+    finished_at = (folder / MANIFEST).stat().st_mtime if manifest is not None else None
+    notes: list[str] = []
     images: dict[str, Path] = {}
     misnamed: set[str] = set()  # stems present under a wrong extension (reported once, not twice)
     for p in entries:
@@ -176,7 +180,12 @@ def validate_generated(
         if name in STAGE_FILES:
             continue
         if name.startswith(".") and name.endswith(".tmp"):
-            problems.append(("temp", f"{p}: temporary file, so generation did not finish: {REGENERATE}"))
+            if finished_at is not None and p.stat().st_mtime <= finished_at:
+                # Left by a run killed before the one that finished: harmless, never zipped.
+                notes.append(f"{p}: leftover temporary file of an earlier, killed generation"
+                             " (the folder's manifest is newer); not packaged, safe to delete")
+            else:
+                problems.append(("temp", f"{p}: temporary file, so generation did not finish: {REGENERATE}"))
         elif name.startswith("."):
             problems.append(("hidden", f"{p}: hidden file, not part of a submission; delete it"))
         elif p.is_dir():
@@ -204,4 +213,4 @@ def validate_generated(
         problems.extend(("image", line) for line in jpeg_problems(p.read_bytes(), str(p), size))
     if problems:
         raise SubmissionError(header, problems)
-    return ValidatedFolder(folder, labels, dict(sorted(images.items())), manifest)
+    return ValidatedFolder(folder, labels, dict(sorted(images.items())), manifest, notes)

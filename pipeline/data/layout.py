@@ -364,15 +364,3 @@ def parallel_map(func: Callable, items: list, workers: int, desc: str, progress:
     finally:
         bar.close()
 
-
-def validate_file(kind_and_path: tuple[str, str]) -> Problem | None:
-    """Decode one file fully ("photo" or "label"); return its Problem or None. For parallel_map."""
-    kind, path = kind_and_path
-    try:
-        if kind == "photo":
-            read_photo(path)
-        else:
-            read_label(path)
-    except BadFile as exc:
-        return Problem(path, str(exc))
-    return None

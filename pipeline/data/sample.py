@@ -123,9 +123,9 @@ _COLOURS: dict[int, tuple] = {
 _TEXTURE: dict[int, tuple] = {
     MOUNTAIN: (0.04, 0.06, 0.10, 0.00, 0.00, 0.14),
     SEA: (0.03, 0.03, 0.04, 0.22, 0.00, 0.00),
-    LAKE: (0.02, 0.02, 0.03, 0.12, 0.00, 0.00),
-    RIVER: (0.05, 0.04, 0.03, 0.16, 0.00, 0.00),
-    ROCK: (0.10, 0.10, 0.06, 0.00, 0.00, 0.16),
+    LAKE: (0.02, 0.02, 0.04, 0.06, 0.00, 0.00),
+    RIVER: (0.06, 0.05, 0.03, 0.08, 0.00, 0.00),
+    ROCK: (0.10, 0.08, 0.05, 0.00, 0.00, 0.10),
     TREE: (0.12, 0.30, 0.08, 0.00, 0.00, 0.00),
     EARTH: (0.14, 0.08, 0.08, 0.00, 0.00, 0.00),
     HILL: (0.04, 0.10, 0.12, 0.00, 0.00, 0.00),
@@ -244,21 +244,24 @@ def _mountains(cv: _Canvas, rng, horizon: float, height: float, snow: bool,
     """Jagged peaks standing on the horizon; lit faces (part 1) face left. Return the ridge rows."""
     w = cv.w
     x = np.arange(w, dtype=np.float32)
-    prof = np.zeros(w, np.float32)
-    for _ in range(rng.integers(2, 5)):
-        cx = rng.uniform(-0.1, 1.1) * w
-        half = rng.uniform(0.15, 0.4) * w
-        peak = rng.uniform(0.5, 1.0)
-        prof = np.maximum(prof, peak * np.clip(1 - np.abs(x - cx) / half, 0, 1) ** 1.2)
-    prof += 0.12 * _profile(rng, w, 12, 4, 0.55)
+    n = int(rng.integers(2, 5))
+    cx = rng.uniform(-0.1, 1.1, n).astype(np.float32) * w
+    half = rng.uniform(0.15, 0.4, n).astype(np.float32) * w
+    peak = rng.uniform(0.5, 1.0, n).astype(np.float32)
+    peaks = peak[:, None] * np.clip(1 - np.abs(x[None, :] - cx[:, None]) / half[:, None], 0, 1) ** 1.2
+    owner = peaks.argmax(axis=0)  # the peak each column's slope belongs to
+    prof = peaks.max(axis=0) + 0.12 * _profile(rng, w, 12, 4, 0.55)
     prof = np.clip(prof, 0.08, None)
     if window is not None:
         prof *= window
     ridge = horizon - height * prof
     mask = (cv.yy >= ridge[None, :]) & (cv.yy < horizon + 1)
-    slope = np.gradient(cv2.GaussianBlur(ridge[None, :], (0, 0), max(1.0, w / 128))[0])
-    lit = (slope < 0)[None, :]
     cv.fill_mask(mask, MOUNTAIN, 0)
+    # Sunlit faces: left of a crest line running down from each summit, slanted and wobbling.
+    top = (horizon - height * peak)[owner][None, :]
+    slant = rng.uniform(-0.5, 0.5, n).astype(np.float32)[owner][None, :]
+    wobble = 0.03 * w * _profile(rng, cv.h, 10, 3)[:, None]
+    lit = cv.xx < cx[owner][None, :] + (cv.yy - top) * slant + wobble
     cv.part[mask & lit] = 1
     if snow:
         snow_row = horizon - height * rng.uniform(0.55, 0.75)
@@ -541,7 +544,7 @@ def make_scene(rng: np.random.Generator, height: int, width: int,
         if rng.random() < 0.5:
             _winding_band(cv, rng, horizon + (h - horizon) * 0.1, rng.uniform(0, 1) * w,
                           w * 0.008, w * 0.1, PATH, 0.06)
-        _scatter(cv, rng, horizon, int(rng.integers(4, 10)), _rock, h * 0.3, (GRASS, EARTH),
+        _scatter(cv, rng, horizon, int(rng.integers(3, 8)), _rock, h * 0.22, (GRASS, EARTH),
                  y_range=(0.15, 1.0))
         _scatter(cv, rng, horizon, int(rng.integers(0, 5)), _tree, near * 0.8, (GRASS,))
         if rng.random() < 0.25:
@@ -632,7 +635,7 @@ def render_photo(label: np.ndarray, part: np.ndarray, horizon: float, style: Sty
 def _stripes(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Furrows: a sine along a random direction, squeezed vertically like ground in perspective."""
     ang = rng.uniform(0, np.pi)
-    period = rng.uniform(5, 9) * h / 384
+    period = rng.uniform(10, 16) * h / 384  # coarse enough to survive a 4x downscale (demo size)
     k = np.float32(2 * np.pi / period)
     phase = (np.float32(np.cos(ang)) * k * np.arange(w, dtype=np.float32)[None, :]
              + np.float32(np.sin(ang) * 2.5) * k * np.arange(h, dtype=np.float32)[:, None])

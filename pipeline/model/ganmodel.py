@@ -78,6 +78,9 @@ class GANModel(nn.Module):
             _copy_weights(self.ema_encoder, self.encoder)
         for ema in self.ema_networks():
             ema.eval()
+        # Materialise every weight now: Jittor 1.3.11 mis-compiles some fused kernels that read a
+        # not-yet-executed jt.array constant through a broadcast.
+        jt.sync_all()
         self._vgg = None  # underscore: not part of the state dict / checkpoints
         log = log or (lambda msg: print(msg, file=sys.stderr))
         if for_training and lc.vgg > 0 and lc.vgg_weights:

@@ -90,9 +90,14 @@ def tiny_segformer(tmp_path_factory) -> tuple[Path, dict]:
 
     from evaluation.fit_segformer import fit_segformer_arrays, save_scorer
 
-    cfg = load_config(None, tiny_fit_overrides())
+    cfg = load_config(None, tiny_fit_overrides(50))
     x, y = flat_arrays()
-    model, rows, acc = fit_segformer_arrays(cfg, x, y, x, y, torch.device("cpu"), progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread is faster than two fighting other jobs
+    try:
+        model, rows, acc = fit_segformer_arrays(cfg, x, y, x, y, torch.device("cpu"), progress=False)
+    finally:
+        torch.set_num_threads(threads)
     out = tmp_path_factory.mktemp("seg") / "segformer"
     save_scorer(model, cfg, out, rows, extra={"val_pixel_accuracy": acc}, inputs={})
     return out, {"acc": acc, "rows": rows}

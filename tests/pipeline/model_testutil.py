@@ -28,7 +28,8 @@ def tiny_config(*extra: str):
                        TINY + list(extra))
 
 
-def make_preprocessed(root: Path, n_train: int = 6, n_val: int = 2, seed: int = 0) -> Path:
+def make_preprocessed(root: Path, n_train: int = 6, n_val: int = 2, seed: int = 0,
+                      height: int = H, width: int = W) -> Path:
     """A preprocess-stage folder (same files as `landscape preprocess` writes) of sample scenes.
 
     Returns the folder; root/photos holds the photos (the references), root/data the arrays.
@@ -41,7 +42,7 @@ def make_preprocessed(root: Path, n_train: int = 6, n_val: int = 2, seed: int = 
     stems = {"train": [], "val": []}
     arrays = {s: {"images": [], "labels": [], "edges": []} for s in stems}
     for i in range(n_train + n_val):
-        label, photo, _ = sample_pair(seed, i, "train", height=H, width=W)
+        label, photo, _ = sample_pair(seed, i, "train", height=height, width=width)
         split = "train" if i < n_train else "val"
         stem = f"img_{i:04d}"
         stems[split].append(stem)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.jt_env import setup_jittor
 from pipeline.checkpoint import load_into, read_checkpoint, save_checkpoint
 from pipeline.errors import ArtifactError, ConfigError
-from pipeline.jt_env import setup_jittor
 from pipeline.model.ganmodel import NETWORKS
 from pipeline.train import Trainer, batch_to_vars
 
 from .model_testutil import H, W, tiny_config
 
-jt = setup_jittor("cpu")
+jt = setup_jittor("cpu")  # before any pipeline.model import (isort: skip)
 
 
 def _batch(seed=0):

@@ -57,6 +57,18 @@ def test_zip_is_flat_complete_and_matches_its_manifest(inputs):
     assert sorted(p.name for p in out.parent.iterdir()) == ["exp", "exp.zip"]  # no temp left
 
 
+def test_killed_generate_leftover_is_not_packaged(tmp_path):
+    # A killed run left a temp file; the re-run that finished wrote its manifest after it.
+    gen = make_generated(tmp_path, valid_files() | {".3a.jpg.k1ll.tmp": b"partial"})
+    earlier = (gen / "manifest.json").stat().st_mtime - 60
+    os.utime(gen / ".3a.jpg.k1ll.tmp", (earlier, earlier))
+    out = tmp_path / "out" / "exp.zip"
+    manifest = run_package(gen, make_labels(tmp_path), out)
+    with zipfile.ZipFile(out) as zf:
+        assert zf.namelist() == sorted(f"{s}.jpg" for s in STEMS)
+    assert "leftover temporary file" in manifest["extra"]["notes"][0]
+
+
 def test_same_images_give_the_same_zip_bytes(inputs, tmp_path):
     gen, labels, out = inputs
     run_package(gen, labels, out)

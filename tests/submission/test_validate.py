@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from PIL import ImageFile
 
@@ -152,13 +154,35 @@ def test_labels_folder_without_maps(tmp_path):
         validate_generated(gen, tmp_path / "empty")
 
 
-def test_temp_leftover_hidden_file_and_subfolder(tmp_path):
+def test_temp_file_of_an_unfinished_run_hidden_file_and_subfolder(tmp_path):
     files = valid_files() | {".1001.jpg.x1y2.tmp": b"partial", ".DS_Store": b"x", "old/": b""}
-    err = problems_of(tmp_path, files)
+    err = problems_of(tmp_path, files, manifest=False)  # a killed run: temp file, no manifest
     text = str(err)
+    assert [k for k, _ in err.problems] == ["unfinished", "temp", "hidden", "subfolder"]
     assert ".1001.jpg.x1y2.tmp: temporary file, so generation did not finish: re-run `make submit`" in text
     assert ".DS_Store: hidden file" in text
     assert "old: sub-folder; the zip must be flat" in text
+
+
+def test_temp_file_newer_than_the_manifest_is_a_problem(tmp_path):
+    labels = make_labels(tmp_path)
+    gen = make_generated(tmp_path)
+    tmp = gen / ".3a.jpg.abc.tmp"
+    tmp.write_bytes(b"partial")
+    later = (gen / "manifest.json").stat().st_mtime + 60
+    os.utime(tmp, (later, later))  # another generation writing into the folder right now
+    with pytest.raises(SubmissionError, match="3a.jpg.abc.tmp: temporary file, so generation did not finish"):
+        validate_generated(gen, labels)
+
+
+def test_temp_leftover_of_a_run_killed_before_the_finished_one_is_only_a_note(tmp_path):
+    labels = make_labels(tmp_path)
+    gen = make_generated(tmp_path, valid_files() | {".3a.jpg.k1ll.tmp": b"partial"})
+    earlier = (gen / "manifest.json").stat().st_mtime - 60
+    os.utime(gen / ".3a.jpg.k1ll.tmp", (earlier, earlier))
+    folder = validate_generated(gen, labels)
+    assert list(folder.images) == sorted(STEMS)
+    assert len(folder.notes) == 1 and ".3a.jpg.k1ll.tmp: leftover temporary file" in folder.notes[0]
 
 
 def test_no_manifest_means_unfinished_unless_allowed(tmp_path):
@@ -195,10 +219,15 @@ def test_every_problem_listed_at_once(tmp_path):
         "1001.jpg": jpeg_bytes(0, mode="L"),
         "3a.jpg": jpeg_bytes(2, size=(100, 100)),
         "extra.jpg": jpeg_bytes(5),
-        ".20_b.jpg.abc.tmp": b"",
     }
     del files["20_b.jpg"]
-    err = problems_of(tmp_path, files)
+    labels, gen = make_labels(tmp_path), make_generated(tmp_path, files)
+    (gen / ".20_b.jpg.abc.tmp").write_bytes(b"")
+    later = (gen / "manifest.json").stat().st_mtime + 60
+    os.utime(gen / ".20_b.jpg.abc.tmp", (later, later))
+    with pytest.raises(SubmissionError) as info:
+        validate_generated(gen, labels)
+    err = info.value
     lines = str(err).splitlines()
     assert "(5 problems)" in lines[0]
     assert len(lines) == 6  # header + one line per problem
