@@ -3,6 +3,8 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DELETE_ON_ERROR:
+# stage outputs made by pattern rules are results, never temporary files
+.SECONDARY:
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
@@ -46,6 +48,7 @@ DEMO_SCORER := $(A)/scorer/sample
 DEMO_GEN := $(A)/generated/demo
 DEMO_EVAL := $(A)/eval/demo/val
 DEMO_ZIP := $(A)/submission/demo.zip
+DEMO_PKG := $(A)/submission/demo/manifest.json
 
 .PHONY: help setup demo test test-all bench preprocess train generate submit score weights \
         fit-segformer regress regress-update clean clean-demo
@@ -93,17 +96,18 @@ fit-segformer: $(DATA_OUT)/manifest.json ## fit the mask-accuracy SegFormer on D
 	$(LS) fit-segformer --data $(DATA_OUT) --out weights/segformer --config $(CONFIG) $(SETS)
 
 submit: $(RUN)/manifest.json ## generate the test maps' images and zip them into artifacts/submission/EXP.zip
-	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split test --out $(A)/generated/$(EXP)/test --config $(RUN)/config.resolved.toml $(SETS)
-	$(LS) package --generated $(A)/generated/$(EXP)/test --labels $$($(PY) -m pipeline.data.splits $(DATA_OUT) test labels_dir) \
-	    --out $(A)/submission/$(EXP).zip $(if $(wildcard $(A)/eval/$(EXP)/test/per_image.csv),--scores $(A)/eval/$(EXP)/test) --config $(CONFIG)
+	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split test --out $(A)/generated/$(EXP)/test $(SETS)
+	$(LS) package --generated $(A)/generated/$(EXP)/test --data $(DATA_OUT) \
+	    --out $(A)/submission/$(EXP).zip --scores $(A)/eval/$(EXP)/test --scores-optional --config $(CONFIG)
 
-score: $(STAMP) ## score EXP on the validation split (or GEN=DIR: any folder of generated images) before uploading
+score: $(STAMP) ## score EXP on the validation split (GEN=DIR [SPLIT=test]: any folder of generated images)
 ifeq ($(GEN),)
 	$(MAKE) --no-print-directory $(RUN)/manifest.json
-	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split val --out $(A)/generated/$(EXP)/val --config $(RUN)/config.resolved.toml $(SETS)
+	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split val --out $(A)/generated/$(EXP)/val $(SETS)
 	$(LS) evaluate --generated $(A)/generated/$(EXP)/val --data $(DATA_OUT) --split val --out $(A)/eval/$(EXP)/val --config $(CONFIG) $(SETS)
 else
-	$(LS) evaluate --generated $(GEN) --data $(DATA_OUT) --split $(or $(SPLIT),val) --out $(A)/eval/$(notdir $(abspath $(GEN))) --config $(CONFIG) $(SETS)
+	$(LS) evaluate --generated $(GEN) --data $(DATA_OUT) --split $(or $(SPLIT),val) \
+	    --out $(A)/eval/$(EXP)/$(notdir $(abspath $(GEN))) --config $(CONFIG) $(SETS)
 endif
 
 # ---- the demo chain ------------------------------------------------------------------------------
@@ -122,14 +126,15 @@ $(DEMO_RUN)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
 $(DEMO_GEN)/%/manifest.json: $(DEMO_RUN)/manifest.json
 	$(LS) generate --run $(DEMO_RUN) --data $(DEMO_DATA) --split $* --out $(DEMO_GEN)/$*
 
-$(DEMO_EVAL)/manifest.json: $(DEMO_GEN)/val/manifest.json $(DEMO_SCORER)/manifest.json
-	$(LS) evaluate --generated $(DEMO_GEN)/val --data $(DEMO_DATA) --split val --out $(DEMO_EVAL) \
+$(A)/eval/demo/%/manifest.json: $(DEMO_GEN)/%/manifest.json $(DEMO_SCORER)/manifest.json
+	$(LS) evaluate --generated $(DEMO_GEN)/$* --data $(DEMO_DATA) --split $* --out $(A)/eval/demo/$* \
 	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER)
 
-$(DEMO_ZIP): $(DEMO_GEN)/test/manifest.json $(DEMO_EVAL)/manifest.json
-	$(LS) package --generated $(DEMO_GEN)/test --labels $(DEMO_RAW)/test/labels --out $@ --config $(DEMO_CONFIG)
+$(DEMO_PKG): $(DEMO_GEN)/test/manifest.json $(A)/eval/demo/test/manifest.json
+	$(LS) package --generated $(DEMO_GEN)/test --data $(DEMO_DATA) --out $(DEMO_ZIP) \
+	    --scores $(A)/eval/demo/test --config $(DEMO_CONFIG)
 
-demo: $(DEMO_ZIP) ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
+demo: $(DEMO_EVAL)/manifest.json $(DEMO_PKG) ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
 	@$(PY) -m evaluation.summary $(DEMO_EVAL) $(DEMO_ZIP)
 
 clean-demo: ## remove the demo's artifacts

@@ -75,8 +75,15 @@ def build_head(state: dict) -> "Any":
         nn.Linear(d, h1), nn.Dropout(0.2), nn.Linear(h1, h2), nn.Dropout(0.2),
         nn.Linear(h2, h3), nn.Dropout(0.1), nn.Linear(h3, h4), nn.Linear(h4, 1),
     )
-    wrapper = nn.Module()
-    wrapper.layers = head
+    class AestheticHead(nn.Module):
+        def __init__(self, layers):
+            super().__init__()
+            self.layers = layers  # attribute name matches the LAION state dict's "layers." keys
+
+        def forward(self, x):
+            return self.layers(x)
+
+    wrapper = AestheticHead(head)
     wrapper.load_state_dict({k: torch.as_tensor(v).float() for k, v in state.items()}, strict=True)
     return wrapper.eval()
 

@@ -18,9 +18,16 @@ from pipeline.cliutil import config_options
 @click.option(
     "--labels",
     "labels_dir",
-    required=True,
+    default=None,
     type=click.Path(file_okay=False),
     help="Folder of the test label maps <stem>.png (data/test/labels or val_B_labels_resized).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Instead of --labels: a preprocess folder (artifacts/data/<id>); its test maps are used.",
 )
 @click.option(
     "--out",
@@ -50,11 +57,18 @@ from pipeline.cliutil import config_options
     " expert picks (and say why) instead of failing; for Make recipes.",
 )
 @config_options
-def package_command(cfg, generated_dir, labels_dir, out_zip, scores_dir, allow_unfinished, scores_optional):
+def package_command(cfg, generated_dir, labels_dir, data_dir, out_zip, scores_dir, allow_unfinished, scores_optional):
     """Validate generated images against the test maps and write the upload zip."""
     from pipeline.config import config_hash
 
+    from pipeline.data.splits import resolve_split
+
     from .package import meta_dir_for, run_package
+
+    if (labels_dir is None) == (data_dir is None):
+        raise click.UsageError("give the test maps with exactly one of --labels DIR or --data DIR")
+    if data_dir is not None:
+        labels_dir = str(resolve_split(data_dir, "test").labels_dir)
 
     manifest = run_package(
         generated_dir,
