@@ -40,7 +40,12 @@ SETS := $(foreach s,$(SET),--set $(s))
 TRAIN_CMD := $(if $(filter-out 1,$(NP)),mpirun -np $(NP) $(PY) -m pipeline.cli,$(LS))
 
 # ---- demo: the same chain on the built-in sample dataset ------------------------------------
-DEMO_CONFIG := configs/demo.toml
+DEMO_CONFIG ?= configs/demo.toml
+DEMO_TRAIN ?= 240
+DEMO_TEST ?= 12
+BASELINE := tests/baselines/validation_scores.json
+REGRESS := $(A)/regress
+REGRESS_ARGS := A=$(REGRESS) DEMO_CONFIG=configs/ci.toml DEMO_TRAIN=160 DEMO_TEST=4
 DEMO_RAW := $(A)/sample_dataset
 DEMO_DATA := $(A)/data/sample
 DEMO_RUN := $(A)/runs/demo
@@ -112,7 +117,7 @@ endif
 
 # ---- the demo chain ------------------------------------------------------------------------------
 $(DEMO_RAW)/manifest.json: | $(STAMP)
-	$(LS) sample-data --out $(DEMO_RAW) --train 240 --test 12 --seed 0
+	$(LS) sample-data --out $(DEMO_RAW) --train $(DEMO_TRAIN) --test $(DEMO_TEST) --seed 0
 
 $(DEMO_DATA)/manifest.json: $(DEMO_RAW)/manifest.json $(DEMO_CONFIG)
 	$(LS) preprocess --data $(DEMO_RAW) --out $(DEMO_DATA) --config $(DEMO_CONFIG)
@@ -136,6 +141,14 @@ $(DEMO_PKG): $(DEMO_GEN)/test/manifest.json $(A)/eval/demo/test/manifest.json
 
 demo: $(DEMO_EVAL)/manifest.json $(DEMO_PKG) ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
 	@$(PY) -m evaluation.summary $(DEMO_EVAL) $(DEMO_ZIP)
+
+regress: $(STAMP) ## CI check: the chain at the CI setting (fixed seeds), validation scores vs the committed baseline
+	$(MAKE) --no-print-directory $(REGRESS_ARGS) $(REGRESS)/eval/demo/val/manifest.json
+	$(PY) -m evaluation.regress $(REGRESS)/eval/demo/val/scores.json $(BASELINE)
+
+regress-update: $(STAMP) ## rewrite the regression baseline from a fresh CI-setting run (on purpose only)
+	$(MAKE) --no-print-directory $(REGRESS_ARGS) $(REGRESS)/eval/demo/val/manifest.json
+	$(PY) -m evaluation.regress $(REGRESS)/eval/demo/val/scores.json $(BASELINE) --update
 
 clean-demo: ## remove the demo's artifacts
 	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/eval/demo $(A)/submission/demo*
