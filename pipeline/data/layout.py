@@ -11,12 +11,14 @@ Each part may be given by its own path instead (`DatasetParts.find(..., train_im
 Every problem is reported as a `Problem(file, reason)`; the caller either stops
 (`raise_problems`) or skips and lists them (`--skip-bad`).
 
-Decoding uses Pillow, which notices truncated files, reports the stored mode (grey, CMYK,
-palette...) and leaves the label values untouched.
+Pillow reads each file's header (its stored mode: grey, CMYK, palette...); the common cases
+(RGB photos, grey label maps) are decoded by OpenCV, which refuses truncated files; anything
+else, and anything OpenCV refuses, is decoded by Pillow, which says what is wrong.
 """
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import zlib
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -185,10 +188,21 @@ def list_images(folder: Path, exts: tuple[str, ...], what: str) -> tuple[dict[st
 
 
 # ============================================================================ decoding
-def _open(path: Path, what: str) -> Image.Image:
-    """Open and fully decode an image; BadFile when it does not decode or is truncated."""
+def _open(path: Path, what: str) -> tuple[Image.Image, bytes]:
+    """Read a file and parse its image header (no pixels yet): (lazy Pillow image, file bytes)."""
     try:
-        im = Image.open(path)
+        data = path.read_bytes()
+        return Image.open(io.BytesIO(data)), data
+    except Image.DecompressionBombError as exc:
+        raise BadFile(f"{what} is too large to decode safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadFile(f"{what} does not decode ({exc or type(exc).__name__}); "
+                      "it is corrupt or not an image") from None
+
+
+def _load(im: Image.Image, what: str) -> Image.Image:
+    """Decode every pixel with Pillow; BadFile when it does not decode or is truncated."""
+    try:
         im.load()
         return im
     except Image.DecompressionBombError as exc:
@@ -200,10 +214,29 @@ def _open(path: Path, what: str) -> Image.Image:
         raise BadFile(f"{what} does not decode ({text}); it is corrupt or not an image") from None
 
 
+# OpenCV >= 4.10 decodes straight to RGB (no channel swap afterwards).
+_RGB_FLAG = getattr(cv2, "IMREAD_COLOR_RGB", cv2.IMREAD_COLOR)
+
+
+def _fast_decode(data: bytes, im: Image.Image, flags: int) -> np.ndarray | None:
+    """OpenCV decode of the common case (about 1.5x faster than Pillow + numpy); None when
+    OpenCV refuses the file (truncated, corrupt) or disagrees on its size: Pillow then decides."""
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if arr is None or arr.shape[:2] != (im.height, im.width) or arr.dtype != np.uint8:
+        return None
+    return arr
+
+
 def read_photo(path: str | Path) -> tuple[np.ndarray, str | None]:
     """Decode a photo as RGB uint8 (H, W, 3); return (array, note) where note says what was
     converted (grey, CMYK, palette, alpha) or None. Raises BadFile."""
-    im = _open(Path(path), "photo")
+    im, data = _open(Path(path), "photo")
+    if im.mode == "RGB":
+        # EXIF orientation ignored: label maps are aligned with the stored pixels.
+        arr = _fast_decode(data, im, _RGB_FLAG | cv2.IMREAD_IGNORE_ORIENTATION)
+        if arr is not None and arr.ndim == 3:
+            return (arr if _RGB_FLAG != cv2.IMREAD_COLOR else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB)), None
+    im = _load(im, "photo")
     note = None
     if im.mode != "RGB":
         kind = {"L": "grey", "LA": "grey", "I": "grey", "I;16": "grey", "F": "grey", "1": "black-and-white",
@@ -226,8 +259,13 @@ def read_label(path: str | Path) -> np.ndarray:
     Accepts grey PNGs, RGB/RGBA ones whose channels are all equal and palette ones whose used
     palette entries are grey (the grey level is the class id).
     """
-    im = _open(Path(path), "label map")
+    im, data = _open(Path(path), "label map")
     mode = im.mode
+    if mode == "L":
+        arr = _fast_decode(data, im, cv2.IMREAD_UNCHANGED)
+        if arr is not None and arr.ndim == 2:
+            return _check_ids(arr)
+    im = _load(im, "label map")
     if mode in ("L", "1"):
         arr = np.asarray(im).astype(np.uint8, copy=False)
     elif mode == "LA":
@@ -255,6 +293,11 @@ def read_label(path: str | Path) -> np.ndarray:
         raise BadFile(f"label map has image mode {mode}; save the class ids 0..28 as a grey (mode L) PNG")
     if arr.ndim != 2 or arr.size == 0:
         raise BadFile(f"label map decodes to an unusable shape {arr.shape}")
+    return _check_ids(arr)
+
+
+def _check_ids(arr: np.ndarray) -> np.ndarray:
+    """Return a label array as contiguous uint8, or BadFile when a value is not a class id."""
     top = int(arr.max())
     if top >= NUM_CLASSES:
         n = int(np.count_nonzero(arr >= NUM_CLASSES))
@@ -287,9 +330,11 @@ def scan_dataset(parts: DatasetParts) -> Scan:
     labels, p2 = list_images(parts.train_labels, LABEL_EXTS, "training label maps")
     problems += p1 + p2
     for stem in sorted(photos.keys() - labels.keys()):
-        problems.append(Problem(str(photos[stem]), f"photo without a label map (no {stem}.png in {parts.train_labels})"))
+        problems.append(Problem(str(photos[stem]),
+                                f"photo without a label map (no {stem}.png in {parts.train_labels})"))
     for stem in sorted(labels.keys() - photos.keys()):
-        problems.append(Problem(str(labels[stem]), f"label map without a photo (no {stem}.jpg in {parts.train_imgs})"))
+        problems.append(Problem(str(labels[stem]),
+                                f"label map without a photo (no {stem}.jpg in {parts.train_imgs})"))
     train = {s: (photos[s], labels[s]) for s in sorted(photos.keys() & labels.keys())}
 
     test_maps: dict[str, Path] = {}
@@ -356,7 +401,8 @@ def parallel_map(func: Callable, items: list, workers: int, desc: str, progress:
                 yield func(item)
                 bar.update()
             return
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        ctx = multiprocessing.get_context(method)
         with ctx.Pool(min(n, len(items))) as pool:
             for result in pool.imap(func, items, chunksize=chunksize):
                 yield result

@@ -140,7 +140,8 @@ def _process_pair(task: tuple) -> dict:
         problems.append(Problem(label, str(exc)))
     if img is not None and lab is not None and img.shape[:2] != lab.shape:
         problems.append(Problem(photo, f"photo is {img.shape[1]}x{img.shape[0]} but its label map "
-                                f"{Path(label).name} is {lab.shape[1]}x{lab.shape[0]}; they must have the same size"))
+                                f"{Path(label).name} is {lab.shape[1]}x{lab.shape[0]}; "
+                                "they must have the same size"))
     if problems:
         return {"stem": stem, "problems": problems, "undecodable": undecodable}
     if img.shape[:2] != (h, w):
@@ -189,7 +190,8 @@ def _read_drop_list(path_text: str, cfg: Config) -> tuple[set[str], Path | None]
     if not path.is_absolute() and not path.is_file() and cfg.source:
         path = Path(cfg.source).parent / path_text
     if not path.is_file():
-        raise ConfigError(f"data.drop_list: file {path_text!r} not found (give a text file of stems, one per line)")
+        raise ConfigError(f"data.drop_list: file {path_text!r} not found "
+                          "(give a text file of stems, one per line)")
     stems = set()
     for line in path.read_text(encoding="utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
@@ -215,7 +217,8 @@ def _check_replaceable(out: Path) -> None:
             pass
     elif (out / "index.json").is_file():
         return  # an unfinished earlier run
-    raise ArtifactError(f"{out}: exists and is not a preprocess output folder; choose another --out or remove it")
+    raise ArtifactError(f"{out}: exists and is not a preprocess output folder; "
+                        "choose another --out or remove it")
 
 
 def _up_to_date(out: Path, chash: str, fingerprint: str) -> dict | None:
@@ -247,7 +250,8 @@ def run_preprocess(parts: DatasetParts, out: str | Path, cfg: Config, *, skip_ba
     if done is not None:
         s = done["extra"]["splits"]
         return PreprocessResult(out, done, True, f"preprocess: {out} is up to date (same inputs and "
-                                f"data config: {s['train']} train, {s['val']} val, {s['test']} test); nothing to do")
+                                f"data config: {s['train']} train, {s['val']} val, {s['test']} test); "
+                                "nothing to do")
     _check_replaceable(out)
 
     # Cheap checks first: listing, matching, pairing json. Nothing is written if they fail.
@@ -270,7 +274,8 @@ def run_preprocess(parts: DatasetParts, out: str | Path, cfg: Config, *, skip_ba
     os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
     try:
         (stage / "val" / "labels").mkdir(parents=True)
-        order = {"train": [s for s in candidates if s not in val_set], "val": [s for s in candidates if s in val_set]}
+        order = {"train": [s for s in candidates if s not in val_set],
+                 "val": [s for s in candidates if s in val_set]}
         files = {split: {k: NpyRows(stage / f"{split}_{k}.npy", len(order[split]), shape)
                          for k, shape in (("images", (h, w, 3)), ("labels", (h, w)), ("edges", (h, w)))}
                  for split in order}
@@ -328,7 +333,8 @@ def run_preprocess(parts: DatasetParts, out: str | Path, cfg: Config, *, skip_ba
                 if str(scan.test_maps[name]) in bad_maps:
                     continue
                 if ref_path in bad_photos:
-                    problems.append(Problem(str(scan.test_maps[name]), f"its reference photo {ref} is unusable (see above)"))
+                    problems.append(Problem(str(scan.test_maps[name]),
+                                            f"its reference photo {ref} is unusable (see above)"))
                     continue
                 test_pairs[name] = ref
             test_pairs = dict(sorted(test_pairs.items()))
@@ -359,13 +365,15 @@ def run_preprocess(parts: DatasetParts, out: str | Path, cfg: Config, *, skip_ba
         atomic_write_json(stage / "index.json", index)
         atomic_write_json(stage / "class_stats.json", {
             "classes": list(CLASS_NAMES),
-            **{s: {k: [int(v) for v in counts[s][k]] for k in ("pixels", "images")} for s in ("train", "val")},
+            **{s: {k: [int(v) for v in counts[s][k]] for k in ("pixels", "images")}
+               for s in ("train", "val")},
         })
         splits = {"train": len(stems["train"]), "val": len(stems["val"]), "test": len(test_pairs)}
         inputs = {}
         if parts.root is not None and (parts.root / MANIFEST).is_file():
             try:
-                if json.loads((parts.root / MANIFEST).read_text(encoding="utf-8")).get("stage") == "sample-data":
+                upstream = json.loads((parts.root / MANIFEST).read_text(encoding="utf-8"))
+                if upstream.get("stage") == "sample-data":
                     inputs["sample-data"] = manifest_hash(parts.root)
             except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                 pass

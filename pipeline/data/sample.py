@@ -26,6 +26,7 @@ a smaller dataset is a prefix of a larger one with the same seed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -495,7 +496,8 @@ def make_scene(rng: np.random.Generator, height: int, width: int,
             lean = rng.uniform(-0.15, 0.15) * w
             for k in range(len(xs) - 1):
                 cls = [FIELD, FIELD, GRASS, GRASS, EARTH][int(rng.integers(5))]
-                cv.poly([[(xs[k], y0), (xs[k + 1], y0), (xs[k + 1] + lean, y1 + 1), (xs[k] + lean, y1 + 1)]], cls)
+                cv.poly([[(xs[k], y0), (xs[k + 1], y0),
+                          (xs[k + 1] + lean, y1 + 1), (xs[k] + lean, y1 + 1)]], cls)
         if rng.random() < 0.8:
             _treeline(cv, rng, horizon + 1, rng.uniform(-0.2, 0.5) * w, rng.uniform(0.5, 1.2) * w,
                       h * rng.uniform(0.02, 0.05))
@@ -733,7 +735,7 @@ def write_sample_dataset(out: str | Path, n_train: int, n_test: int, seed: int =
         params = {"seed": int(seed), "train": n_train, "test": n_test, "height": height, "width": width}
         manifest = write_manifest(
             tmp, "sample-data",
-            config_hash=json.dumps(params, sort_keys=True),
+            config_hash=hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest(),
             counts={"train": n_train, "test": n_test},
             extra={**params,
                    "classes": {CLASS_NAMES[c]: int(n) for c, n in enumerate(present) if n},

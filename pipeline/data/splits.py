@@ -81,7 +81,8 @@ def resolve_split(data_dir: str | Path, split: str) -> SplitPaths:
 
 def unsafe_reference(value: str) -> bool:
     """True when a pairing value is not a plain relative path inside its folder."""
-    if not value or os.path.isabs(value) or PureWindowsPath(value).is_absolute() or value.startswith(("/", "\\")):
+    if (not value or os.path.isabs(value) or PureWindowsPath(value).is_absolute()
+            or value.startswith(("/", "\\"))):
         return True
     parts = PurePosixPath(value.replace("\\", "/")).parts
     return any(p in ("..", "") for p in parts) or ":" in parts[0]
@@ -124,7 +125,8 @@ def check_pairs(
     good, problems = {}, []
     for key, value in pairs.items():
         if key not in map_names:
-            problems.append((str(pairs_json), f"'{key}' names a label map that is not in the test maps folder"))
+            problems.append((str(pairs_json),
+                             f"'{key}' names a label map that is not in the test maps folder"))
             continue
         if unsafe_reference(value):
             problems.append((str(pairs_json), f"'{key}' -> '{value}': the reference must be a photo "

@@ -156,8 +156,10 @@ def test_pairs_not_json(data, tmp_path):
 @pytest.mark.parametrize("pairs, needle", [
     ({"t0.png": "img0.jpg", "t1.png": "img1.jpg", "t2.png": "img2.jpg", "t9.png": "img1.jpg"},
      "'t9.png' names a label map that is not in the test maps folder"),
-    ({"t0.png": "img0.jpg", "t1.png": "nope.jpg", "t2.png": "img2.jpg"}, "'t1.png' -> 'nope.jpg': no such photo"),
-    ({"t0.png": "img0.jpg", "t1.png": "../imgs/img1.jpg", "t2.png": "img2.jpg"}, "no '../' or absolute paths"),
+    ({"t0.png": "img0.jpg", "t1.png": "nope.jpg", "t2.png": "img2.jpg"},
+     "'t1.png' -> 'nope.jpg': no such photo"),
+    ({"t0.png": "img0.jpg", "t1.png": "../imgs/img1.jpg", "t2.png": "img2.jpg"},
+     "no '../' or absolute paths"),
     ({"t0.png": "img0.jpg", "t1.png": "/etc/passwd", "t2.png": "img2.jpg"}, "no '../' or absolute paths"),
     ({"t0.png": "img0.jpg", "t1.png": "img1.jpg"}, "t2.png: has no entry in"),
 ])
@@ -226,7 +228,7 @@ def test_read_label_refuses_garbage(tmp_path):
         read_label(p)
 
 
-def test_cli_prints_one_red_line(data, tmp_path, capsys):
+def test_cli_prints_one_red_line(data, tmp_path, capsys, root):
     from pipeline.cli import main
 
     lab = label_array(0)
@@ -235,7 +237,7 @@ def test_cli_prints_one_red_line(data, tmp_path, capsys):
     out = tmp_path / "o"
     with pytest.raises(SystemExit) as exit_:
         main(["preprocess", "--data", str(data), "--out", str(out), "--quiet",
-              "--config", "configs/demo.toml", "--set", "data.workers=1"])
+              "--config", str(root / "configs" / "demo.toml"), "--set", "data.workers=1"])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "img0.png: label value 99 > 28" in err and "Traceback" not in err
