@@ -182,6 +182,8 @@ class Config:
 
 
 _NOT_KEYS = {"source"}
+# Keys that change speed, never results: left out of `config_hash`, so changing them re-runs nothing.
+SPEED_ONLY_KEYS = {("data", "workers"), ("train", "num_workers")}
 
 
 # ---------------------------------------------------------------------------- checks
@@ -414,6 +416,8 @@ def config_to_toml(cfg: Config) -> str:
 def config_hash(cfg: Any, *sections: str) -> str:
     """sha256 of the canonical JSON of a config, or of the named sections of it."""
     table = config_to_dict(cfg)
+    for section, key in SPEED_ONLY_KEYS:
+        table.get(section, {}).pop(key, None)
     if sections:
         table = {name: table[name] for name in sections}
     blob = json.dumps(table, sort_keys=True, separators=(",", ":")).encode()

@@ -235,3 +235,14 @@ def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         default_config().seed = 1  # type: ignore[misc]
     assert isinstance(default_config(), Config)
+
+
+def test_speed_only_keys_do_not_change_the_config_hash():
+    from pipeline.config import config_hash, default_config
+    import dataclasses
+
+    cfg = default_config()
+    faster = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, workers=7))
+    assert config_hash(cfg, "data") == config_hash(faster, "data")
+    other = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, height=192))
+    assert config_hash(cfg, "data") != config_hash(other, "data")
