@@ -81,31 +81,12 @@ def resolve_inputs(
 
 
 def _load_pairs(inputs: EvalInputs) -> dict[str, str]:
-    """{map file name: reference file name}, every map and reference checked to exist."""
-    try:
-        from pipeline.data.splits import load_pairs
-    except ImportError:  # the data package's reader is optional here: same checks, done locally
-        load_pairs = _load_pairs_local
+    """{map file name: reference path relative to refs_dir}, checked by the data package's reader
+    (every map paired, every reference present, nothing outside refs_dir)."""
+    from pipeline.data.splits import load_pairs
+
     pairs = load_pairs(inputs.pairs_json, inputs.labels_dir, inputs.refs_dir)
-    return {Path(k).name: Path(v).name for k, v in pairs.items()}
-
-
-def _load_pairs_local(pairs_json: Path, labels_dir: Path, refs_dir: Path) -> dict[str, str]:
-    """Read {map.png: ref.jpg}; DatasetError naming the file when a map or reference is absent."""
-    import json
-
-    try:
-        table = json.loads(Path(pairs_json).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{pairs_json}: cannot read the pairing json ({exc})") from None
-    if not isinstance(table, dict) or not table:
-        raise DatasetError(f"{pairs_json}: expected a non-empty object {{map.png: reference.jpg}}")
-    for m, r in table.items():
-        if not (Path(labels_dir) / m).is_file():
-            raise DatasetError(f"{pairs_json}: map {m} not found in {labels_dir}")
-        if not isinstance(r, str) or not (Path(refs_dir) / r).is_file():
-            raise DatasetError(f"{pairs_json}: reference {r} of {m} not found in {refs_dir}")
-    return table
+    return {Path(k).name: v for k, v in pairs.items()}
 
 
 def _find_generated(folder: Path, stem: str) -> Path | None:

@@ -89,7 +89,8 @@ def _to_input(images: np.ndarray, height: int, width: int, device):
     import torch
     import torch.nn.functional as F
 
-    x = torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float() / 255.0
+    # a copy: slices of memory-mapped arrays are read-only
+    x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device).permute(0, 3, 1, 2).float() / 255.0
     if x.shape[-2:] != (height, width):
         x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
@@ -101,7 +102,7 @@ def _to_labels(labels: np.ndarray, height: int, width: int, device):
     import torch
     import torch.nn.functional as F
 
-    y = torch.from_numpy(labels.astype(np.int64)).to(device)
+    y = torch.from_numpy(np.array(labels, dtype=np.int64)).to(device)
     if y.shape[-2:] != (height, width):
         y = F.interpolate(y[:, None].float(), size=(height, width), mode="nearest")[:, 0].long()
     return y

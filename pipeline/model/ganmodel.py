@@ -112,10 +112,14 @@ class GANModel(nn.Module):
         pairs = [(self.ema_generator, self.generator)]
         if self.use_vae:
             pairs.append((self.ema_encoder, self.encoder))
+        # A Var, not a Python float: Jittor compiles float constants into its fused kernels, so a
+        # changing float would recompile the update every step.
+        d = jt.array(np.array([decay], np.float32))
         for ema, live in pairs:
             live_state = live.state_dict()
             for key, var in ema.state_dict().items():
-                var.update((var * decay + live_state[key].detach() * (1.0 - decay)).stop_grad())
+                var.update((live_state[key].detach() + (var - live_state[key].detach()) * d)
+                           .stop_grad())
 
     # ------------------------------------------------------------------ steps
     def _style(self, encoder, ref, sample: bool):

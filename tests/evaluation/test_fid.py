@@ -5,6 +5,7 @@ import pytest
 import scipy.linalg
 
 from evaluation.metric_fid import (
+    features_to_fid,
     features_to_statistics,
     folder_statistics,
     images_to_features,
@@ -33,6 +34,11 @@ def test_frechet_distance_equals_scipy_sqrtm_reference():
     ours = statistics_to_fid(mu1, s1, mu2, s2)
     assert ours == pytest.approx(_sqrtm_fid(mu1, s1, mu2, s2), rel=1e-6)
     assert statistics_to_fid(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+    # the low-rank route (N <= D) and the full route (N > D) give the same distance
+    few = f2[:6]
+    mu3, s3 = features_to_statistics(few)
+    assert features_to_fid(few, mu1, s1) == pytest.approx(_sqrtm_fid(mu3, s3, mu1, s1), rel=1e-6)
+    assert features_to_fid(f2, mu1, s1) == pytest.approx(ours, rel=1e-9)
     with pytest.raises(ValueError):
         features_to_statistics(f1[:1])
     with pytest.raises(ValueError):
@@ -53,8 +59,9 @@ def test_fid_equals_torch_fidelity_and_cache_is_reused(tmp_path, fid_weights):
     kw = dict(weights_sha256="w", cache_dir=tmp_path / "cache", batch_size=64, device="cpu", progress=False)
     mu_a, s_a, info_a = folder_statistics(model, a, **kw)
     mu_b, s_b, _ = folder_statistics(model, b, **kw)
-    ours = statistics_to_fid(mu_a, s_a, mu_b, s_b)
-    assert ours == pytest.approx(ref, abs=1e-3)
+    # what the metric does: generated features against the cached training statistics
+    feats_a = images_to_features(model, [read_rgb(p) for p in list_images(a)], "cpu")
+    assert features_to_fid(feats_a, mu_b, s_b) == pytest.approx(ref, abs=1e-3)
     assert not info_a["cached"]
     mu_c, s_c, info_c = folder_statistics(model, a, **kw)  # second time: from the .npz cache
     assert info_c["cached"] and info_c["cache"] == info_a["cache"]
