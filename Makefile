@@ -34,6 +34,7 @@ GEN ?=
 NP ?= 1
 
 A ?= artifacts
+FIDW := weights/inception-v3-compat-2015-12-05.pth
 DATA_OUT := $(A)/data/$(DATA_ID)
 RUN := $(A)/runs/$(EXP)
 SETS := $(foreach s,$(SET),--set $(s))
@@ -94,6 +95,9 @@ train: $(RUN)/manifest.json ## train EXP on DATA (NP=4 trains on 4 GPUs with mpi
 generate: $(RUN)/manifest.json ## generate the test maps' images into artifacts/generated/EXP/test
 	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split test --out $(A)/generated/$(EXP)/test $(SETS)
 
+$(FIDW): | $(STAMP)
+	$(LS) weights --dir weights --no-download
+
 weights: $(STAMP) ## fill weights/ (FID Inception offline; SegFormer, CLIP, aesthetic head when online)
 	$(LS) weights --dir weights
 
@@ -105,7 +109,7 @@ submit: $(RUN)/manifest.json ## generate the test maps' images and zip them into
 	$(LS) package --generated $(A)/generated/$(EXP)/test --data $(DATA_OUT) \
 	    --out $(A)/submission/$(EXP).zip --scores $(A)/eval/$(EXP)/test --scores-optional --config $(CONFIG)
 
-score: $(STAMP) ## score EXP on the validation split (GEN=DIR [SPLIT=test]: any folder of generated images)
+score: $(STAMP) | $(FIDW) ## score EXP on the validation split (GEN=DIR [SPLIT=test]: any folder of generated images)
 ifeq ($(GEN),)
 	$(MAKE) --no-print-directory $(RUN)/manifest.json
 	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split val --out $(A)/generated/$(EXP)/val $(SETS)
@@ -131,7 +135,7 @@ $(DEMO_RUN)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
 $(DEMO_GEN)/%/manifest.json: $(DEMO_RUN)/manifest.json
 	$(LS) generate --run $(DEMO_RUN) --data $(DEMO_DATA) --split $* --out $(DEMO_GEN)/$*
 
-$(A)/eval/demo/%/manifest.json: $(DEMO_GEN)/%/manifest.json $(DEMO_SCORER)/manifest.json
+$(A)/eval/demo/%/manifest.json: $(DEMO_GEN)/%/manifest.json $(DEMO_SCORER)/manifest.json | $(FIDW)
 	$(LS) evaluate --generated $(DEMO_GEN)/$* --data $(DEMO_DATA) --split $* --out $(A)/eval/demo/$* \
 	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER)
 
@@ -149,6 +153,11 @@ regress: $(STAMP) ## CI check: the chain at the CI setting (fixed seeds), valida
 regress-update: $(STAMP) ## rewrite the regression baseline from a fresh CI-setting run (on purpose only)
 	$(MAKE) --no-print-directory $(REGRESS_ARGS) $(REGRESS)/eval/demo/val/manifest.json
 	$(PY) -m evaluation.regress $(REGRESS)/eval/demo/val/scores.json $(BASELINE) --update
+
+bench: $(STAMP) | $(FIDW) ## speed goals, each a ratio against a reference timed in the same run
+	$(PY) -m pipeline.data.bench
+	$(PY) -m pipeline.bench
+	$(PY) -m evaluation.bench
 
 clean-demo: ## remove the demo's artifacts
 	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/eval/demo $(A)/submission/demo*
