@@ -20,6 +20,7 @@ from pipeline.artifacts import (
     MANIFEST,
     atomic_write_json,
     atomic_write_text,
+    check_input_unchanged,
     manifest_hash,
     prepare_output_dir,
     read_manifest,
@@ -187,7 +188,9 @@ def run_evaluate(
         raise DatasetError(f"--generated {gen}: folder not found")
     gen_manifest = None
     if (gen / MANIFEST).is_file():
-        read_manifest(gen, "generate")  # refuses a foreign, unfinished or tampered folder
+        made = read_manifest(gen, "generate")  # refuses a foreign, unfinished or tampered folder
+        if inputs.data_dir is not None:  # generated from an older preprocess of this data: stale
+            check_input_unchanged(made, "data", inputs.data_dir, gen)
         gen_manifest = manifest_hash(gen)
     else:
         log(f"note: {gen} has no manifest.json; scoring it as a plain folder of images")
