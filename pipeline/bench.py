@@ -36,7 +36,9 @@ def _synthetic(batch: int, h: int, w: int, seed: int = 0) -> dict:
 def bench_setting(name: str, steps: int, device: str) -> dict:
     """Time training steps and generation for one setting; returns the numbers."""
     from .jt_env import setup_jittor
+    from .train import limit_cpu_threads
 
+    limit_cpu_threads()
     jt = setup_jittor(device)
     from .train import Trainer, batch_to_vars
 

@@ -120,6 +120,9 @@ def run_generate(run_dir: str | Path, labels_dir: str | Path, pairs_json: str | 
         run_id = sha256_file(weights) if weights.is_file() else ""
     pairs = load_pairs(pairs_json, labels_dir, refs_dir)
     g = cfg.generate
+    from .train import limit_cpu_threads
+
+    limit_cpu_threads()
     jt = setup_jittor(cfg.device)
     from .model.ganmodel import images_to_tensor, labels_to_onehot, tensor_to_images
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -10,6 +11,9 @@ import numpy as np
 
 from pipeline.artifacts import atomic_write_json, write_manifest
 from pipeline.config import load_config
+
+# One OpenMP thread: on a shared 2-core machine spin-waiting threads make Jittor steps 10x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 H, W = 32, 48
 TINY = [

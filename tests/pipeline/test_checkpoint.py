@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.jt_env import setup_jittor
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # spin-waiting threads are slow on a shared CPU
+
+from pipeline.jt_env import setup_jittor  # noqa: E402
 from pipeline.checkpoint import load_into, read_checkpoint, save_checkpoint
 from pipeline.errors import ArtifactError, ConfigError
 from pipeline.model.ganmodel import NETWORKS
