@@ -35,7 +35,8 @@ def evaluate(generated, data_dir, split, labels_dir, pairs_json, refs_dir, train
              out_dir, quiet, cfg):
     """Score generated images: mask accuracy, style, aesthetic, FID and the A-board score;
     writes scores.json, per_image.csv, report.html."""
-    from .evaluate import resolve_inputs, run_evaluate, summary_lines
+    from .evaluate import resolve_inputs, run_evaluate
+    from .summary import summary_lines
 
     inputs = resolve_inputs(generated, data_dir=data_dir, split=split, labels_dir=labels_dir,
                             pairs_json=pairs_json, refs_dir=refs_dir, train_photos_dir=train_photos_dir)

@@ -314,16 +314,3 @@ def per_image_csv(items: list[Item], per_image: dict[str, dict[str, float]]) -> 
         vals = per_image[it.stem]
         w.writerow([it.stem, it.generated.name, *(f"{vals[c]:.6f}" if c in vals else "" for c in cols)])
     return buf.getvalue()
-
-
-def summary_lines(scores: dict) -> list[str]:
-    """Terminal summary: the score, each term and its model, stand-in notes."""
-    lines = []
-    s = scores["score"]
-    lines.append(f"A-board score: {s:.4f}" if s is not None else f"A-board score: n/a ({scores['score_note']})")
-    for name, info in scores["metrics"].items():
-        flag = "  [STAND-IN]" if info["stand_in"] else ""
-        lines.append(f"  {info['term']:<14} {info['value']:.4f}  ({name}: {info['variant']}){flag}")
-    t = scores["timing"]
-    lines.append(f"  {scores['counts']['images']} images, {t['seconds']:.1f} s ({t['images_per_second']} img/s) on {scores['device']}")
-    return lines

