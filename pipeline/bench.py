@@ -78,7 +78,8 @@ def bench_setting(name: str, steps: int, device: str) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--which", default="demo,base", help="comma list of: demo, base")
-    parser.add_argument("--steps", type=int, default=2, help="timed steps after the warm-up")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="timed steps after the warm-up (default: 3 for demo, 1 for base)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--json", default="", help="also write the results to this file")
     args = parser.parse_args(argv)
@@ -86,7 +87,8 @@ def main(argv=None) -> None:
     for name in args.which.split(","):
         if name not in SETTINGS:
             parser.error(f"--which {name!r}: use demo and/or base")
-        r = bench_setting(name, max(1, args.steps), args.device)
+        steps = args.steps if args.steps > 0 else (3 if name == "demo" else 1)
+        r = bench_setting(name, steps, args.device)
         results.append(r)
         print(f"{r['setting']:>5} {r['size']:>8} {r['device']}: train {r['train_step_s']:.3f} s/step"
               f" (batch {r['train_batch']}, {r['train_images_per_s']:.2f} img/s; first step incl."
