@@ -40,8 +40,15 @@ def test_base_toml_lists_every_key_with_its_default():
 def test_demo_config_extends_base():
     cfg = load_config(CONFIG_DIR / "demo.toml")
     assert (cfg.data.height, cfg.data.width) == (96, 128)
-    assert cfg.train.lr_g == default_config().train.lr_g  # inherited
+    assert cfg.train.beta2 == default_config().train.beta2  # inherited
     assert cfg.source.endswith("demo.toml")
+
+
+def test_ci_config_extends_demo():
+    cfg = load_config(CONFIG_DIR / "ci.toml")
+    demo = load_config(CONFIG_DIR / "demo.toml")
+    assert cfg.model == demo.model and cfg.data == demo.data  # inherited through demo.toml
+    assert cfg.train.max_steps < demo.train.max_steps
 
 
 # ---------------------------------------------------------------------------- errors
