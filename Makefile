@@ -157,7 +157,7 @@ regress-update: $(STAMP) ## rewrite the regression baseline from a fresh CI-sett
 bench: $(STAMP) | $(FIDW) ## speed goals, each a ratio against a reference timed in the same run
 	$(PY) -m pipeline.data.bench
 	$(PY) -m pipeline.bench
-	$(PY) -m evaluation.bench
+	$(PY) -m evaluation.bench --config $(DEMO_CONFIG)
 
 clean-demo: ## remove the demo's artifacts
 	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/eval/demo $(A)/submission/demo*
