@@ -300,6 +300,19 @@ def _build(cls: type, table: dict, where: str, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+def _check_known_keys(cls: type, table: dict, where: str, prefix: str = "") -> None:
+    """Raise ConfigError for a key of `table` that `cls` does not have (types are checked later)."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS]
+    for key, value in table.items():
+        if key not in names:
+            raise ConfigError(
+                f"{where}: unknown key '{prefix + key}'. Allowed here: {', '.join(sorted(names))}"
+            )
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            _check_known_keys(hints[key], value, where, prefix + key + ".")
+
+
 def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     """Read a TOML file and the files it extends, merged (later files win)."""
     if not path.is_file():
@@ -311,6 +324,7 @@ def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     parent = table.pop("extends", None)
+    _check_known_keys(Config, table, str(path))  # name the file that holds an unknown key
     if parent is None:
         return table
     if not isinstance(parent, str):

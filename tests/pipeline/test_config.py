@@ -253,3 +253,11 @@ def test_speed_only_keys_do_not_change_the_config_hash():
     assert config_hash(cfg, "data") == config_hash(faster, "data")
     other = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, height=192))
     assert config_hash(cfg, "data") != config_hash(other, "data")
+
+
+def test_unknown_key_in_an_extended_file_names_that_file(tmp_path):
+    write(tmp_path / "parent.toml", "[train]\nbatch_sise = 4\n")
+    write(tmp_path / "child.toml", 'extends = "parent.toml"\n[train]\nbatch_size = 2\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "child.toml")
+    assert "parent.toml" in str(info.value) and "train.batch_sise" in str(info.value)
