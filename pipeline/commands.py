@@ -89,7 +89,8 @@ def generate(run_dir, data_dir, split, labels_dir, pairs_json, refs_dir, out_dir
                             _sets(overrides, device), checkpoint=checkpoint, split=split or "",
                             progress=not quiet)
     c = manifest["counts"]
-    click.echo(f"generate: {c['images']} images in {out_dir} ({c['generated_now']} made now)")
+    now = "up to date, nothing to do" if manifest.get("up_to_date") else f"{c['generated_now']} made now"
+    click.echo(f"generate: {c['images']} images in {out_dir} ({now})")
 
 
 @click.command("test")
@@ -112,7 +113,8 @@ def test_alias(input_path, img_path, output_path, run_dir, checkpoint, overrides
                             output_path, _sets(overrides, device), checkpoint=checkpoint,
                             split="test", progress=not quiet)
     c = manifest["counts"]
-    click.echo(f"test: {c['images']} images in {output_path} ({c['generated_now']} made now)")
+    now = "up to date, nothing to do" if manifest.get("up_to_date") else f"{c['generated_now']} made now"
+    click.echo(f"test: {c['images']} images in {output_path} ({now})")
 
 
 COMMANDS: list = [train, generate, test_alias]

@@ -95,6 +95,27 @@ def _clear_stale(out_dir: Path, state: dict) -> None:
         atomic_write_json(path, state)
 
 
+def _finished(out_dir: Path, state: dict, run_id: str, pairs: dict, labels_dir: Path,
+              pairs_json, refs_dir: Path) -> dict | None:
+    """The folder's manifest when it already holds every image of these weights and inputs."""
+    try:
+        manifest = read_manifest(out_dir, "generate", config_hash=state["generate"])
+        old_state = json.loads((out_dir / STATE_FILE).read_text())
+    except (ArtifactError, OSError, json.JSONDecodeError):
+        return None
+    extra = manifest.get("extra", {})
+    same = (
+        old_state == state
+        and manifest.get("inputs", {}).get("run") == run_id
+        and extra.get("labels") == str(labels_dir.resolve())
+        and extra.get("pairs") == str(Path(pairs_json).resolve())
+        and extra.get("refs") == str(refs_dir.resolve())
+        and all((out_dir / f"{Path(m).stem}.jpg").is_file() for m in pairs)
+        and manifest.get("counts", {}).get("images") == len(pairs)
+    )
+    return manifest if same else None
+
+
 def run_generate(run_dir: str | Path, labels_dir: str | Path, pairs_json: str | Path,
                  refs_dir: str | Path, out_dir: str | Path, overrides: Sequence[str] = (),
                  checkpoint: str | Path | None = None, split: str = "",
@@ -120,6 +141,12 @@ def run_generate(run_dir: str | Path, labels_dir: str | Path, pairs_json: str | 
         run_id = sha256_file(weights) if weights.is_file() else ""
     pairs = load_pairs(pairs_json, labels_dir, refs_dir)
     g = cfg.generate
+    state = {"weights": str(weights.resolve()), "weights_sha256": sha256_file(weights),
+             "generate": config_hash(cfg, "generate"), "data": config_hash(cfg, "data")}
+    done = _finished(out_dir, state, run_id, pairs, labels_dir, pairs_json, refs_dir)
+    if done is not None:
+        # nothing to do: the manifest (and so what downstream stages recorded of it) stays as it is
+        return {**done, "up_to_date": True}
     from .train import limit_cpu_threads
 
     limit_cpu_threads()
@@ -129,8 +156,8 @@ def run_generate(run_dir: str | Path, labels_dir: str | Path, pairs_json: str | 
     model, header = load_generator(cfg, weights, jt)
 
     prepare_output_dir(out_dir)
-    state = {"weights": str(weights.resolve()), "weights_sha256": sha256_file(weights),
-             "generate": config_hash(cfg, "generate"), "data": config_hash(cfg, "data")}
+    for leftover in out_dir.glob(".*.tmp"):
+        leftover.unlink()  # a killed run's half-written image
     _clear_stale(out_dir, state)
     names = list(pairs)
     todo = [m for m in names if not (out_dir / f"{Path(m).stem}.jpg").is_file()]

@@ -104,3 +104,22 @@ def test_cli_generate_and_test_alias(trained, tmp_path):
     assert res.exit_code == 0, res.output
     assert sorted(p.stem for p in (tmp_path / "c").glob("*.jpg")) == sorted(
         p.stem for p in labels.glob("*.png"))
+
+
+def test_finished_folder_is_left_as_it_is_and_leftovers_are_removed(trained, tmp_path):
+    from pipeline.artifacts import manifest_hash
+
+    data, run = trained
+    labels, pairs, refs = _split(data)
+    out = tmp_path / "out"
+    run_generate(run, labels, pairs, refs, out, [], progress=False)
+    ident = manifest_hash(out)
+    again = run_generate(run, labels, pairs, refs, out, [], progress=False)
+    assert again.get("up_to_date") and manifest_hash(out) == ident  # downstream stays valid
+
+    # a killed run's temp file goes, the missing image comes back, the manifest is new
+    (out / ".x.jpg.abc.tmp").write_bytes(b"half")
+    next(out.glob("*.jpg")).unlink()
+    manifest = run_generate(run, labels, pairs, refs, out, [], progress=False)
+    assert manifest["counts"]["generated_now"] == 1 and not manifest.get("up_to_date")
+    assert not list(out.glob(".*.tmp"))
