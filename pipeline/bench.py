@@ -4,7 +4,9 @@
 
 "demo" is configs/demo.toml (its size and batch), "base" is configs/base.toml at 512x384
 (batch 1). Each is timed after one warm-up step (which includes Jittor's JIT compilation, shown
-separately), on synthetic label maps and photos, so no dataset is needed.
+separately), on synthetic label maps and photos, so no dataset is needed. With "demo", the plain
+SPADE baseline (`model.kind = "spade"`) at the same size is timed too, as the reference of the
+goal: an ECGAN training step costs at most ECGAN_GOAL times a SPADE step.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ import numpy as np
 
 from .config import CONFIG_DIR, load_config
 
-SETTINGS = {"demo": CONFIG_DIR / "demo.toml", "base": CONFIG_DIR / "base.toml"}
+SETTINGS = {
+    "demo": (CONFIG_DIR / "demo.toml", []),
+    "demo-spade": (CONFIG_DIR / "demo.toml", ['model.kind="spade"']),
+    "base": (CONFIG_DIR / "base.toml", ["train.batch_size=1"]),
+}
+ECGAN_GOAL = 2.0  # edge branch + semantic module may at most double the SPADE step
 
 
 def _synthetic(batch: int, h: int, w: int, seed: int = 0) -> dict:
@@ -42,8 +49,8 @@ def bench_setting(name: str, steps: int, device: str) -> dict:
     jt = setup_jittor(device)
     from .train import Trainer, batch_to_vars
 
-    sets = [f'device="{device}"'] + (["train.batch_size=1"] if name == "base" else [])
-    cfg = load_config(SETTINGS[name], sets)
+    path, extra = SETTINGS[name]
+    cfg = load_config(path, [f'device="{device}"', *extra])
     h, w, b = cfg.data.height, cfg.data.width, cfg.train.batch_size
     trainer = Trainer(cfg, jt, h, w, log=lambda msg: None)
     batch = batch_to_vars(jt, _synthetic(b, h, w), cfg.model.num_classes)
@@ -77,23 +84,34 @@ def bench_setting(name: str, steps: int, device: str) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--which", default="demo,base", help="comma list of: demo, base")
+    parser.add_argument("--which", default="demo,base",
+                        help="comma list of: demo, base (demo also times demo-spade)")
     parser.add_argument("--steps", type=int, default=0,
                         help="timed steps after the warm-up (default: 3 for demo, 1 for base)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--json", default="", help="also write the results to this file")
     args = parser.parse_args(argv)
     results = []
-    for name in args.which.split(","):
+    names = args.which.split(",")
+    if "demo" in names and "demo-spade" not in names:
+        names.insert(names.index("demo") + 1, "demo-spade")
+    for name in names:
         if name not in SETTINGS:
             parser.error(f"--which {name!r}: use demo and/or base")
         steps = args.steps if args.steps > 0 else (3 if name == "demo" else 1)
         r = bench_setting(name, steps, args.device)
         results.append(r)
-        print(f"{r['setting']:>5} {r['size']:>8} {r['device']}: train {r['train_step_s']:.3f} s/step"
+        print(f"{r['setting']:>10} {r['size']:>8} {r['device']}: train {r['train_step_s']:.3f} s/step"
               f" (batch {r['train_batch']}, {r['train_images_per_s']:.2f} img/s; first step incl."
               f" JIT {r['first_step_s']:.1f} s), generate {r['generate_images_per_s']:.2f} img/s"
               f" (batch {r['generate_batch']}), G params {r['generator_params']:,}", flush=True)
+    by_name = {r["setting"]: r for r in results}
+    if "demo" in by_name and "demo-spade" in by_name:
+        ratio = by_name["demo"]["train_step_s"] / by_name["demo-spade"]["train_step_s"]
+        verdict = "PASS" if ratio <= ECGAN_GOAL else "MISS"
+        print(f"ecgan / spade training step at the demo size: {ratio:.2f}x"
+              f" (goal <= {ECGAN_GOAL:.1f}x) {verdict}", flush=True)
+        results.append({"ecgan_over_spade_step": round(ratio, 3), "goal": ECGAN_GOAL})
     if args.json:
         from .artifacts import atomic_write_json
 
