@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, failed = compare(now, baseline)
     print(format_table(rows))
     print("REGRESSION: a term is outside its tolerance" if failed else "validation scores: ok")
+    bad = sum(r["verdict"] in ("REGRESSED", "MISSING") for r in rows)
+    print(f"regress: {len(rows) - bad} passed, {bad} failed")
     return 1 if failed else 0
 
 

@@ -67,3 +67,11 @@ def test_cli_missing_baseline_says_how_to_make_it(tmp_path, capsys):
     s.write_text(json.dumps(scores()))
     assert regress.main([str(s), str(tmp_path / "none.json")]) == 2
     assert "make regress-update" in capsys.readouterr().err
+
+
+def test_cli_closing_line_counts_terms(tmp_path, capsys):
+    s, b = tmp_path / "scores.json", tmp_path / "baseline.json"
+    b.write_text(json.dumps(BASELINE))
+    s.write_text(json.dumps(scores(mask=0.5)))
+    assert regress.main([str(s), str(b)]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "regress: 2 passed, 1 failed"
