@@ -214,6 +214,20 @@ def _laion_head_to_safetensors(src: Path, dst: Path) -> None:
         save_file({k: v.float().contiguous() for k, v in state.items()}, str(tmp))
 
 
+HUB_FOLDER_FILES = ["config.json", "preprocessor_config.json", "model.safetensors"]
+
+
+def _hub_folder_row(what: str, folder: Path, hub_id: str, download: bool,
+                    log: Callable[[str], None]) -> "WeightStatus":
+    """Status row of a model folder fetched from the hub when online, else to be placed by hand."""
+    status = _fetch_folder(folder, hub_id, HUB_FOLDER_FILES, download, log)
+    missing = status == "MISSING"
+    return WeightStatus(
+        what, str(folder), status, "" if missing else _folder_sha(folder),
+        f"hub {hub_id}: place {', '.join(HUB_FOLDER_FILES)} in {folder}" if missing else "",
+    )
+
+
 def fill_weights(
     weights_dir: str | Path = "weights", download: bool = True, log: Callable[[str], None] = print
 ) -> list[WeightStatus]:
@@ -241,28 +255,10 @@ def fill_weights(
             "SegFormer, 29 classes (mask accuracy)", str(seg), "MISSING", "",
             f"`landscape fit-segformer --data artifacts/data/<id> --out {seg}` (or `make fit-segformer`)",
         ))
-    ade = wdir / "segformer-ade20k"
-    ade_status = _fetch_folder(
-        ade, SEGFORMER_ADE_HUB_ID, ["config.json", "preprocessor_config.json", "model.safetensors"],
-        download, log,
-    )
-    rows.append(WeightStatus(
-        "SegFormer ADE20K (optional, class map ade20k-names)", str(ade), ade_status,
-        _folder_sha(ade) if ade_status != "MISSING" else "",
-        "" if ade_status != "MISSING" else f"hub {SEGFORMER_ADE_HUB_ID}: place config.json,"
-        f" preprocessor_config.json, model.safetensors in {ade}",
-    ))
-
-    clip = wdir / "clip-vit-large-patch14"
-    clip_status = _fetch_folder(
-        clip, CLIP_HUB_ID, ["config.json", "preprocessor_config.json", "model.safetensors"], download, log
-    )
-    rows.append(WeightStatus(
-        "CLIP ViT-L/14 (aesthetic)", str(clip), clip_status,
-        _folder_sha(clip) if clip_status != "MISSING" else "",
-        "" if clip_status != "MISSING" else f"hub {CLIP_HUB_ID}: place config.json,"
-        f" preprocessor_config.json, model.safetensors in {clip}",
-    ))
+    rows.append(_hub_folder_row("SegFormer ADE20K (optional, class map ade20k-names)",
+                                wdir / "segformer-ade20k", SEGFORMER_ADE_HUB_ID, download, log))
+    rows.append(_hub_folder_row("CLIP ViT-L/14 (aesthetic)", wdir / "clip-vit-large-patch14",
+                                CLIP_HUB_ID, download, log))
 
     head = wdir / "aesthetic-head.safetensors"
     pth = wdir / LAION_HEAD_FILE
