@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "bench" / "evaluation.json"))
     args = ap.parse_args(argv)
 
-    from pipeline.config import load_config
+    from pipeline.core.config import load_config
 
     cfg = load_config(args.config)
     weights = Path(args.fid_weights or cfg.evaluate.fid_weights)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cliutil import config_options
+from pipeline.core.cli import config_options
 
 _dir = click.Path(file_okay=False)
 _file = click.Path(dir_okay=False)

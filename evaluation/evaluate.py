@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipeline.artifacts import (
+from pipeline.core.artifacts import (
     MANIFEST,
     atomic_write_json,
     atomic_write_text,
@@ -26,8 +26,8 @@ from pipeline.artifacts import (
     read_manifest,
     write_manifest,
 )
-from pipeline.config import Config, config_hash, config_to_dict
-from pipeline.errors import ConfigError, DatasetError
+from pipeline.core.config import Config, config_hash, config_to_dict
+from pipeline.core.errors import ConfigError, DatasetError
 
 from .imageio import IMAGE_EXTS, list_images, read_label_map, read_rgb
 from .registry import TERMS, Batch, MetricContext, get_metric
@@ -66,7 +66,7 @@ def resolve_inputs(
     }
     found: dict[str, Any] = {}
     if data_dir is not None:
-        from pipeline.data.splits import resolve_split
+        from pipeline.core.inputs import resolve_split
 
         sp = resolve_split(Path(data_dir), split or "val")
         found = {
@@ -84,7 +84,7 @@ def resolve_inputs(
 def _load_pairs(inputs: EvalInputs) -> dict[str, str]:
     """{map file name: reference path relative to refs_dir}, checked by the data package's reader
     (every map paired, every reference present, nothing outside refs_dir)."""
-    from pipeline.data.splits import load_pairs
+    from pipeline.core.inputs import load_pairs
 
     pairs = load_pairs(inputs.pairs_json, inputs.labels_dir, inputs.refs_dir)
     return {Path(k).name: v for k, v in pairs.items()}

@@ -20,10 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-from pipeline.artifacts import manifest_hash, read_manifest, write_manifest
-from pipeline.config import Config, config_hash, config_to_dict
-from pipeline.data.classes import CLASS_NAMES, NUM_CLASSES
-from pipeline.errors import ArtifactError, DatasetError
+from pipeline.core.artifacts import manifest_hash, read_manifest, write_manifest
+from pipeline.core.config import Config, config_hash, config_to_dict
+from pipeline.core.classes import CLASS_NAMES, NUM_CLASSES
+from pipeline.core.errors import ArtifactError, DatasetError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -1,41 +1,25 @@
-"""Image and label-map reading shared by every metric (decoded once, handed to all)."""
+"""Image and label-map reading for the metrics: the core readers, plus folder listing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
+from pipeline.core.imageio import PHOTO_EXTS, load_label, load_photo
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+IMAGE_EXTS = PHOTO_EXTS
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image file to an HxWx3 uint8 RGB array (PIL, like torch-fidelity's loader)."""
-    try:
-        with Image.open(path) as img:
-            return np.array(img.convert("RGB"), dtype=np.uint8)  # writable: torch.from_numpy warns otherwise
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot be read as an image ({exc}); replace or remove it") from None
+    """Decode an image file to an HxWx3 uint8 RGB array; DatasetError naming the file otherwise."""
+    return load_photo(path)
 
 
 def read_label_map(path: str | Path) -> np.ndarray:
-    """Decode a grey label map (values 0..28) to an HxW uint8 array."""
-    try:
-        with Image.open(path) as img:
-            arr = np.asarray(img)
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot be read as a label map ({exc})") from None
-    if arr.ndim == 3:
-        # a grey map saved as RGB: every channel carries the class id
-        if not (np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2])):
-            raise DatasetError(f"{path}: a label map must be grey (one class id per pixel), got colour")
-        arr = arr[..., 0]
-    if arr.dtype != np.uint8:
-        arr = arr.astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    """Decode a grey label map (class ids 0..28) to an HxW uint8 array; DatasetError otherwise."""
+    return load_label(path)
 
 
 def list_images(folder: str | Path) -> list[Path]:

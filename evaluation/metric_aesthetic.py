@@ -25,8 +25,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.artifacts import sha256_file
-from pipeline.errors import ArtifactError
+from pipeline.core.artifacts import sha256_file
+from pipeline.core.errors import ArtifactError
 
 from .loading import pretrained_source, weights_file
 from .registry import Batch, Metric, MetricResult, register_metric

@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 from .registry import Batch, Metric, MetricResult, register_metric
 

@@ -23,8 +23,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from pipeline.artifacts import atomic_write_bytes, sha256_file
-from pipeline.errors import ArtifactError, ConfigError, DatasetError
+from pipeline.core.artifacts import atomic_write_bytes, sha256_file
+from pipeline.core.errors import ArtifactError, ConfigError, DatasetError
 
 from .imageio import list_images, read_rgb
 from .registry import Batch, Metric, MetricResult, register_metric

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.artifacts import sha256_file
-from pipeline.data.classes import CLASS_ID, NUM_CLASSES
-from pipeline.errors import ArtifactError, ConfigError
+from pipeline.core.artifacts import sha256_file
+from pipeline.core.classes import CLASS_ID, NUM_CLASSES
+from pipeline.core.errors import ArtifactError, ConfigError
 
 from .loading import pretrained_source, weights_file
 from .registry import Batch, Metric, MetricResult, register_metric

@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline.config import Config
-from pipeline.errors import ConfigError
+from pipeline.core.config import Config
+from pipeline.core.errors import ConfigError
 
 # The four A-board terms a metric can provide (keys of scores.json "terms").
 TERMS = ("mask_accuracy", "style", "aesthetic", "fid")

@@ -17,8 +17,8 @@ import math
 import sys
 from pathlib import Path
 
-from pipeline.artifacts import atomic_write_json
-from pipeline.errors import ArtifactError
+from pipeline.core.artifacts import atomic_write_json
+from pipeline.core.errors import ArtifactError
 
 # Default tolerances for a new baseline: absolute, in each term's own unit.
 DEFAULT_TOLERANCES = {

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from pipeline.data.classes import CLASS_NAMES
+from pipeline.core.classes import CLASS_NAMES
 
 from .imageio import read_label_map, read_rgb
 

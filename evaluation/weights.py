@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from pipeline.artifacts import atomic_path, atomic_write_bytes, sha256_file
-from pipeline.errors import ArtifactError
+from pipeline.core.artifacts import atomic_path, atomic_write_bytes, sha256_file
+from pipeline.core.errors import ArtifactError
 
 FID_WEIGHTS_NAME = "inception-v3-compat-2015-12-05.pth"
 # sha256 of the converted file (torch.save of the state dict to bytes is deterministic; measured

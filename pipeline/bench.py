@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .config import CONFIG_DIR, load_config
+from .core.config import CONFIG_DIR, load_config
 
 SETTINGS = {
     "demo": (CONFIG_DIR / "demo.toml", []),
@@ -113,7 +113,7 @@ def main(argv=None) -> None:
               f" (goal <= {ECGAN_GOAL:.1f}x) {verdict}", flush=True)
         results.append({"ecgan_over_spade_step": round(ratio, 3), "goal": ECGAN_GOAL})
     if args.json:
-        from .artifacts import atomic_write_json
+        from .core.artifacts import atomic_write_json
 
         atomic_write_json(args.json, results)
 

@@ -18,8 +18,8 @@ from typing import Iterable
 
 import numpy as np
 
-from .artifacts import atomic_path
-from .errors import ArtifactError
+from .core.artifacts import atomic_path
+from .core.errors import ArtifactError
 
 FORMAT = "landscape-checkpoint"
 VERSION = 1

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .cliutil import config_options
+from .core.cli import config_options
 
 
 @click.command("train")
@@ -70,7 +70,7 @@ def _sets(overrides, device) -> list[str]:
 def generate(run_dir, data_dir, split, labels_dir, pairs_json, refs_dir, out_dir, checkpoint,
              overrides, device, quiet):
     """Generate one <label stem>.jpg (512x384) per label map with the run's EMA generator."""
-    from .errors import ConfigError
+    from .core.errors import ConfigError
     from .generate import run_generate
 
     explicit = (labels_dir, pairs_json, refs_dir)

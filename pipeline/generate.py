@@ -20,12 +20,13 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .artifacts import (atomic_write_bytes, atomic_write_json, manifest_hash, prepare_output_dir,
+from .core.artifacts import (atomic_write_bytes, atomic_write_json, manifest_hash, prepare_output_dir,
                         read_manifest, sha256_file, write_manifest)
 from .checkpoint import EMA_FILE, load_into, read_checkpoint
 from .colour import colour_transfer
-from .config import Config, config_hash, load_config
-from .errors import ArtifactError, DatasetError
+from .core.config import Config, config_hash, load_config
+from .core.imageio import encode_jpeg, load_label, load_photo
+from .core.errors import ArtifactError, DatasetError
 
 STATE_FILE = ".generate_state.json"
 
@@ -37,37 +38,6 @@ def run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> Config:
         raise ArtifactError(f"{run_dir}: no config.resolved.toml, so it is not a training run"
                             " folder. Train one with `landscape train --out DIR`.")
     return load_config(path, overrides)
-
-
-def read_label_map(path: Path, num_classes: int) -> np.ndarray:
-    """Grey label map (H, W) uint8 with values < num_classes; DatasetError otherwise."""
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DatasetError(f"{path}: cannot read the label map (not a PNG image?)")
-    if img.ndim == 3:
-        if not (np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 0], img[..., 2])):
-            raise DatasetError(f"{path}: a colour image, expected a grey label map (values 0..28)")
-        img = img[..., 0]
-    if img.dtype != np.uint8 or int(img.max(initial=0)) >= num_classes:
-        raise DatasetError(f"{path}: label values must be 0..{num_classes - 1} (uint8), found"
-                           f" {img.dtype} max {int(img.max(initial=0))}")
-    return img
-
-
-def read_photo(path: Path) -> np.ndarray:
-    """RGB uint8 photo; DatasetError when unreadable."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DatasetError(f"{path}: cannot read the reference photo")
-    return img[..., ::-1].copy()
-
-
-def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]),
-                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise OSError("JPEG encoding failed")
-    return buf.tobytes()
 
 
 def load_generator(cfg: Config, weights: Path, jt):
@@ -172,8 +142,8 @@ def run_generate(run_dir: str | Path, labels_dir: str | Path, pairs_json: str | 
                    dynamic_ncols=True, file=sys.stderr)
     for start in range(0, len(todo), bs):
         chunk = todo[start:start + bs]
-        maps = [read_label_map(labels_dir / m, cfg.model.num_classes) for m in chunk]
-        refs = [read_photo(refs_dir / pairs[m]) for m in chunk]
+        maps = [load_label(labels_dir / m) for m in chunk]
+        refs = [load_photo(refs_dir / pairs[m]) for m in chunk]
         labels = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in maps])
         small_refs = np.stack([cv2.resize(r, (w, h), interpolation=cv2.INTER_AREA) for r in refs])
         pad = bs - len(chunk)  # pad the last batch: one batch shape, one set of compiled kernels

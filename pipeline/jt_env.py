@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 # Jittor's compiled kernels live here unless JITTOR_HOME says otherwise (the Makefile sets it too).
 DEFAULT_JITTOR_HOME = Path(__file__).resolve().parent.parent / ".cache"
@@ -50,6 +50,9 @@ def setup_jittor(device: str = "auto"):
     os.environ.setdefault("FIX_TORCH_ERROR", "0")
     os.environ.setdefault("cache_name", "default")
     os.environ.setdefault("JITTOR_HOME", str(DEFAULT_JITTOR_HOME))
+    # Jittor's [i ...]/[w ...] lines (compiler, cache) only with `landscape -v`; errors always show
+    if os.environ.get("LANDSCAPE_VERBOSE") != "1":
+        os.environ.setdefault("log_silent", "1")
     if device == "cpu":
         os.environ["nvcc_path"] = ""
     import jittor as jt

@@ -28,14 +28,14 @@ from typing import Callable
 
 import numpy as np
 
-from .artifacts import (atomic_write_bytes, atomic_write_text, manifest_hash, prepare_output_dir,
+from .core.artifacts import (atomic_write_bytes, atomic_write_text, manifest_hash, prepare_output_dir,
                         read_manifest, write_manifest)
 from .checkpoint import (CKPT_DIR, EMA_FILE, checkpoint_name, latest_checkpoint, list_checkpoints,
                          load_into, network_state, optimizer_state, read_checkpoint,
                          save_checkpoint)
 from .colour import colourise_labels
-from .config import Config, config_hash, config_to_dict, config_to_toml
-from .errors import ArtifactError, ConfigError, DatasetError
+from .core.config import Config, config_hash, config_to_dict, config_to_toml
+from .core.errors import ArtifactError, ConfigError, DatasetError
 
 # Keys that may change between an interrupted run and its resumption (they do not change the
 # trained weights): everything else must match the checkpoint's config.

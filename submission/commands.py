@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.cliutil import config_options
+from pipeline.core.cli import config_options
 
 
 @click.command("package")
@@ -59,9 +59,9 @@ from pipeline.cliutil import config_options
 @config_options
 def package_command(cfg, generated_dir, labels_dir, data_dir, out_zip, scores_dir, allow_unfinished, scores_optional):
     """Validate generated images against the test maps and write the upload zip."""
-    from pipeline.config import config_hash
+    from pipeline.core.config import config_hash
 
-    from pipeline.data.splits import resolve_split
+    from pipeline.core.inputs import resolve_split
 
     from .package import meta_dir_for, run_package
 

@@ -25,7 +25,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.artifacts import (
+from pipeline.core.artifacts import (
     MANIFEST,
     atomic_path,
     atomic_write_bytes,
@@ -35,8 +35,8 @@ from pipeline.artifacts import (
     sha256_file,
     write_manifest,
 )
-from pipeline.config import PackageConfig
-from pipeline.errors import ArtifactError, DatasetError
+from pipeline.core.config import PackageConfig
+from pipeline.core.errors import ArtifactError, DatasetError
 
 from .validate import IMAGE_SUFFIX, SUBMISSION_SIZE, jpeg_problems, validate_generated
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pipeline.artifacts import MANIFEST, read_manifest
-from pipeline.errors import ArtifactError, DatasetError
+from pipeline.core.artifacts import MANIFEST, read_manifest
+from pipeline.core.errors import ArtifactError, DatasetError
 
 SUBMISSION_SIZE = (512, 384)  # (width, height) the organisers' scorer expects
 IMAGE_SUFFIX = ".jpg"

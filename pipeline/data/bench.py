@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..config import load_config
+from ..core.config import load_config
 from .layout import DatasetParts, resolve_workers
 from .preprocess import run_preprocess
 from .sample import write_sample_dataset

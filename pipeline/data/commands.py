@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..cliutil import config_options
+from ..core.cli import config_options
 
 
 @click.command("sample-data")

@@ -36,10 +36,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..artifacts import MANIFEST, atomic_write_json, manifest_hash, read_manifest, write_manifest
-from ..config import Config, config_hash
-from ..errors import ArtifactError, ConfigError, DatasetError
-from .classes import CLASS_NAMES, NUM_CLASSES
+from ..core.artifacts import MANIFEST, atomic_write_json, manifest_hash, read_manifest, write_manifest
+from ..core.config import Config, config_hash
+from ..core.errors import ArtifactError, ConfigError, DatasetError
+from ..core.classes import CLASS_NAMES, NUM_CLASSES
 from .layout import (BadFile, DatasetParts, Problem, parallel_map, raise_problems, read_label,
                      read_photo, resolve_workers, scan_dataset, input_fingerprint)
 

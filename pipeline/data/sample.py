@@ -38,9 +38,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..artifacts import MANIFEST, atomic_write_json, write_manifest
-from ..errors import DatasetError
-from .classes import CLASS_ID, CLASS_NAMES, NUM_CLASSES
+from ..core.artifacts import MANIFEST, atomic_write_json, write_manifest
+from ..core.errors import DatasetError
+from ..core.classes import CLASS_ID, CLASS_NAMES, NUM_CLASSES
 
 C = CLASS_ID
 SKY, MOUNTAIN, HILL = C["sky"], C["mountain"], C["hill"]

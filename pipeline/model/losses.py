@@ -8,7 +8,7 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 # torchvision's vgg19().features layout: conv indices and widths up to relu5_1 (index 29).
 VGG19_CONVS = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 
 # flat colours of the classes the tiny scenes use (class id -> RGB)
 CLASS_COLOURS = {0: (120, 90, 60), 1: (90, 160, 235), 3: (20, 60, 140), 5: (30, 120, 40)}
@@ -56,7 +56,7 @@ def fid_weights(tmp_path_factory, root) -> Path:
     """The converted Inception weights: weights/ when already there and verified, else converted
     into a session temp folder (a few seconds)."""
     from evaluation.weights import CONVERTED_SHA256, FID_WEIGHTS_NAME, convert_fid_weights
-    from pipeline.artifacts import sha256_file
+    from pipeline.core.artifacts import sha256_file
 
     existing = root / "weights" / FID_WEIGHTS_NAME
     if existing.is_file() and sha256_file(existing) == CONVERTED_SHA256:

@@ -4,8 +4,8 @@ import torch
 
 from evaluation.metric_aesthetic import Aesthetic, build_head, read_head_state, standin_score
 from evaluation.registry import Batch, MetricContext
-from pipeline.config import load_config
-from pipeline.errors import ArtifactError
+from pipeline.core.config import load_config
+from pipeline.core.errors import ArtifactError
 
 
 def _cfg(clip, head, allow=True):

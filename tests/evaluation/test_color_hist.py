@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from evaluation.metric_color_hist import VARIANTS, image_to_histogram, parse_variant, style_correlation
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 
 def _images():

@@ -5,9 +5,9 @@ import shutil
 import pytest
 
 from evaluation.evaluate import resolve_inputs, run_evaluate
-from pipeline.artifacts import read_manifest
-from pipeline.config import load_config
-from pipeline.errors import ArtifactError, ConfigError, DatasetError
+from pipeline.core.artifacts import read_manifest
+from pipeline.core.config import load_config
+from pipeline.core.errors import ArtifactError, ConfigError, DatasetError
 
 from .conftest import write_flat_case, write_scene_folder
 
@@ -98,7 +98,7 @@ def test_input_errors_are_clear(tmp_path, case, tiny_segformer, fid_weights):
     # a folder made by another stage is refused
     (tmp_path / "foreign").mkdir()
     shutil.copytree(case["gen"], tmp_path / "foreign" / "g")
-    from pipeline.artifacts import write_manifest
+    from pipeline.core.artifacts import write_manifest
 
     write_manifest(tmp_path / "foreign" / "g", "train")
     with pytest.raises(ArtifactError, match="expected a 'generate' output"):

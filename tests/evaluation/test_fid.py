@@ -14,7 +14,7 @@ from evaluation.metric_fid import (
     statistics_to_fid,
 )
 from evaluation.imageio import list_images, read_rgb
-from pipeline.errors import ArtifactError
+from pipeline.core.errors import ArtifactError
 
 from .conftest import write_scene_folder
 

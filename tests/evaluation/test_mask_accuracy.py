@@ -6,9 +6,9 @@ import torch
 
 from evaluation.metric_mask_accuracy import MaskAccuracy, class_lookup, load_segformer, pixel_accuracy
 from evaluation.registry import Batch, MetricContext
-from pipeline.config import load_config
-from pipeline.data.classes import CLASS_ID
-from pipeline.errors import ArtifactError, ConfigError
+from pipeline.core.config import load_config
+from pipeline.core.classes import CLASS_ID
+from pipeline.core.errors import ArtifactError, ConfigError
 
 from .conftest import flat_arrays
 

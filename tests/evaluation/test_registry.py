@@ -2,7 +2,7 @@ import pytest
 
 from evaluation import registry
 from evaluation.registry import Metric, available_metrics, get_metric, register_metric
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 
 def test_builtin_metrics_are_registered_with_their_terms():

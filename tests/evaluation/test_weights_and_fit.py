@@ -4,9 +4,9 @@ import torch
 
 from evaluation.fit_segformer import run_fit_segformer
 from evaluation.weights import CONVERTED_SHA256, LAION_HEAD_FILE, fill_weights, format_table
-from pipeline.artifacts import read_manifest, sha256_file, write_manifest
-from pipeline.config import load_config
-from pipeline.errors import ArtifactError
+from pipeline.core.artifacts import read_manifest, sha256_file, write_manifest
+from pipeline.core.config import load_config
+from pipeline.core.errors import ArtifactError
 
 from .conftest import flat_arrays, tiny_fit_overrides
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.config import load_config
+from pipeline.core.config import load_config
 
 W, H = 64, 48
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.artifacts import atomic_write_json, write_manifest
-from pipeline.config import load_config
+from pipeline.core.artifacts import atomic_write_json, write_manifest
+from pipeline.core.config import load_config
 
 # One OpenMP thread: on a shared 2-core machine spin-waiting threads make Jittor steps 10x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

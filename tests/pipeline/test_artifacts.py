@@ -5,26 +5,35 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from pipeline.artifacts import (
+from pipeline.core.artifacts import (
     MANIFEST,
     SCHEMA_VERSION,
     atomic_path,
     atomic_write_json,
     atomic_write_text,
     check_input_unchanged,
+    claim_folder,
     is_up_to_date,
     manifest_hash,
     prepare_output_dir,
     read_manifest,
-    reset_output_dir,
     sha256_bytes,
     sha256_file,
+    staged_folder,
     write_manifest,
 )
-from pipeline.errors import ArtifactError
+from pipeline.core.errors import ArtifactError
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @pytest.fixture
@@ -86,12 +95,95 @@ def test_atomic_write_json_and_hashes(tmp_path):
     assert sha256_file(path) == sha256_bytes(path.read_bytes())
 
 
-def test_prepare_and_reset_output_dir(stage):
+def test_prepare_output_dir(stage):
     (stage / "keep.txt").write_text("x")
     prepare_output_dir(stage)
     assert not (stage / MANIFEST).exists() and (stage / "keep.txt").exists()
-    reset_output_dir(stage)
-    assert list(stage.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- the folder writer
+def _stage_into(out, stage_name="preprocess", fail=False):
+    with staged_folder(out, stage=stage_name) as tmp:
+        (tmp / "a.txt").write_text("new")
+        if fail:
+            raise RuntimeError("boom")
+        write_manifest(tmp, stage_name)
+
+
+def test_staged_folder_swaps_in_with_ordinary_permissions(tmp_path):
+    out = tmp_path / "out"
+    _stage_into(out)
+    assert (out / "a.txt").read_text() == "new" and (out / MANIFEST).is_file()
+    assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()
+    _stage_into(out)  # its own folder: replaced
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == ["out"]
+
+
+def test_staged_folder_failure_leaves_old_folder_and_no_temp(tmp_path):
+    out = tmp_path / "out"
+    _stage_into(out)
+    before = (out / MANIFEST).read_bytes()
+    with pytest.raises(RuntimeError):
+        _stage_into(out, fail=True)
+    assert (out / MANIFEST).read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == ["out"]
+
+
+@pytest.mark.parametrize("content", ["user files", "other stage"])
+def test_staged_folder_refuses_folders_it_did_not_make(tmp_path, content):
+    out = tmp_path / "weights"
+    out.mkdir()
+    (out / "precious.pth").write_text("x")
+    if content == "other stage":
+        write_manifest(out, "train")
+    with pytest.raises(ArtifactError, match="only replaces its own folders"):
+        _stage_into(out, "fit-segformer")
+    assert (out / "precious.pth").read_text() == "x"
+
+
+def test_staged_folder_removes_leftovers_of_a_killed_run(tmp_path):
+    out = tmp_path / "out"
+    (tmp_path / ".out.abc.tmp").mkdir()
+    (tmp_path / ".out.123.old").mkdir()
+    _stage_into(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"]
+
+
+def test_folder_lock_refuses_a_second_writer(tmp_path):
+    out = tmp_path / "gen"
+    code = ("import sys, time; from pipeline.core.artifacts import FolderLock; "
+            f"l = FolderLock({str(out)!r}, 'generate').acquire(); print('held', flush=True); time.sleep(30)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(ArtifactError, match=rf"in use by pid {proc.pid} .*landscape generate"):
+            with claim_folder(out, "generate"):
+                pass
+    finally:
+        proc.kill()
+        proc.wait()
+    with claim_folder(out, "generate") as folder:  # the holder died: the lock is free again
+        assert folder == out.resolve()
+
+
+def test_claim_folder_marks_owner_and_removes_killed_temp_files(tmp_path):
+    out = tmp_path / "gen"
+    with claim_folder(out, "generate"):
+        (out / ".x.jpg.123.tmp").write_text("half")
+        (out / "a.jpg").write_text("img")
+    with claim_folder(out, "generate"):  # unfinished (no manifest) but marked: still ours
+        assert not (out / ".x.jpg.123.tmp").exists() and (out / "a.jpg").exists()
+    with pytest.raises(ArtifactError, match="only replaces its own folders"):
+        with claim_folder(out, "evaluate"):
+            pass
+
+
+def test_os_errors_become_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ArtifactError, match="is a file"):
+        with claim_folder(blocker / "out", "generate"):
+            pass
 
 
 # ---------------------------------------------------------------------------- manifests

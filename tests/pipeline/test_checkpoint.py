@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # spin-waiting threads are slow o
 
 from pipeline.jt_env import setup_jittor  # noqa: E402
 from pipeline.checkpoint import load_into, read_checkpoint, save_checkpoint
-from pipeline.errors import ArtifactError, ConfigError
+from pipeline.core.errors import ArtifactError, ConfigError
 from pipeline.model.ganmodel import NETWORKS
 from pipeline.train import Trainer, batch_to_vars
 

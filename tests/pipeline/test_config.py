@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline.config import (
+from pipeline.core.config import (
     CONFIG_DIR,
     Config,
     config_hash,
@@ -17,7 +17,7 @@ from pipeline.config import (
     load_config,
     parse_override,
 )
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -245,7 +245,7 @@ def test_config_is_frozen():
 
 
 def test_speed_only_keys_do_not_change_the_config_hash():
-    from pipeline.config import config_hash, default_config
+    from pipeline.core.config import config_hash, default_config
     import dataclasses
 
     cfg = default_config()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from pipeline.data.layout import DatasetParts, read_label, read_photo, BadFile, scan_dataset
 from pipeline.data.preprocess import run_preprocess
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 
 from .data_helpers import H, W, label_array, make_dataset, photo_array, tiny_config
 

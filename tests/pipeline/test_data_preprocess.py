@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.artifacts import read_manifest
-from pipeline.config import config_hash
+from pipeline.core.artifacts import read_manifest
+from pipeline.core.config import config_hash
 from pipeline.data.layout import DatasetParts
 from pipeline.data.preprocess import NpyRows, run_preprocess, write_row
 from pipeline.data.sample import write_sample_dataset
-from pipeline.errors import ArtifactError, ConfigError
+from pipeline.core.errors import ArtifactError, ConfigError
 
 from .data_helpers import label_array, make_dataset, tiny_config
 

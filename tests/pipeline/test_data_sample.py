@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.artifacts import read_manifest
-from pipeline.data.classes import CLASS_ID, NUM_CLASSES
+from pipeline.core.artifacts import read_manifest
+from pipeline.core.classes import CLASS_ID, NUM_CLASSES
 from pipeline.data.layout import DatasetParts, read_label, read_photo, scan_dataset
 from pipeline.data.sample import SCENES, STYLES, make_scene, sample_pair, write_sample_dataset
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 
 
 def files(root):

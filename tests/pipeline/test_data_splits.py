@@ -8,8 +8,8 @@ import pytest
 
 from pipeline.data.layout import DatasetParts
 from pipeline.data.preprocess import run_preprocess
-from pipeline.data.splits import load_pairs, resolve_split, unsafe_reference
-from pipeline.errors import ArtifactError, DatasetError
+from pipeline.core.inputs import load_pairs, resolve_split, unsafe_reference
+from pipeline.core.errors import ArtifactError, DatasetError
 
 from .data_helpers import make_dataset, tiny_config
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.artifacts import read_manifest
-from pipeline.errors import ArtifactError, DatasetError
+from pipeline.core.artifacts import read_manifest
+from pipeline.core.errors import ArtifactError, DatasetError
 from pipeline.generate import run_generate
 from pipeline.train import run_train
 
@@ -107,7 +107,7 @@ def test_cli_generate_and_test_alias(trained, tmp_path):
 
 
 def test_finished_folder_is_left_as_it_is_and_leftovers_are_removed(trained, tmp_path):
-    from pipeline.artifacts import manifest_hash
+    from pipeline.core.artifacts import manifest_hash
 
     data, run = trained
     labels, pairs, refs = _split(data)

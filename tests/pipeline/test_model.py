@@ -13,7 +13,7 @@ from pipeline.jt_env import setup_jittor  # noqa: E402
 
 jt = setup_jittor("cpu")  # before any pipeline.model import
 
-from pipeline.errors import ConfigError  # noqa: E402
+from pipeline.core.errors import ConfigError  # noqa: E402
 from pipeline.model.ganmodel import GANModel, labels_to_onehot  # noqa: E402
 from pipeline.model.losses import VGG19_CONVS, load_vgg19  # noqa: E402
 from pipeline.model.normalization import SNConv2d  # noqa: E402

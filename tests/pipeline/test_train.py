@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.checkpoint import EMA_FILE, latest_checkpoint, read_checkpoint
-from pipeline.config import load_config
-from pipeline.errors import ArtifactError, ConfigError
+from pipeline.core.config import load_config
+from pipeline.core.errors import ArtifactError, ConfigError
 from pipeline.train import TrainingInterrupted, lr_factor, run_train
 
 from .model_testutil import make_preprocessed, tiny_config

@@ -11,9 +11,9 @@ import zipfile
 import pytest
 from PIL import Image
 
-from pipeline.artifacts import manifest_hash, read_manifest, write_manifest
+from pipeline.core.artifacts import manifest_hash, read_manifest, write_manifest
 from pipeline.cli import main
-from pipeline.errors import ArtifactError, DatasetError
+from pipeline.core.errors import ArtifactError, DatasetError
 from submission import package as package_mod
 from submission.package import check_package, read_per_image, run_package
 from submission.validate import SubmissionError

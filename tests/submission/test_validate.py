@@ -7,8 +7,8 @@ import os
 import pytest
 from PIL import ImageFile
 
-from pipeline.artifacts import write_manifest
-from pipeline.errors import DatasetError
+from pipeline.core.artifacts import write_manifest
+from pipeline.core.errors import DatasetError
 from submission.validate import STAGE_FILES, SubmissionError, jpeg_problems, validate_generated
 
 from .util import STEMS, jpeg_bytes, make_generated, make_labels, valid_files

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.artifacts import write_manifest
+from pipeline.core.artifacts import write_manifest
 
 STEMS = ["1001", "20_b", "3a"]
 

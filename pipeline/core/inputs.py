@@ -1,7 +1,7 @@
 """Where a preprocessed split's files are, and the checked reading of a pairing json.
 
 `generate` (Jittor) and `evaluate` (PyTorch) both use this module, so it stays pure Python and
-numpy: no jittor, no torch, no OpenCV.
+numpy (and the image readers): no jittor, no torch.
 
     resolve_split(data_dir, "val" | "test") -> SplitPaths
     load_pairs(pairs_json, labels_dir, refs_dir) -> {"<map>.png": "<photo>.jpg"}
@@ -14,12 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from ..artifacts import read_manifest
-from ..errors import DatasetError
+from .artifacts import read_manifest
+from .errors import DatasetError
 
 SPLITS = ("val", "test")
-PHOTO_EXTS = (".jpg", ".jpeg", ".png")
-LABEL_EXTS = (".png",)
+from .imageio import LABEL_EXTS, PHOTO_EXTS
 
 
 @dataclass(frozen=True)
