@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,6 +37,16 @@ PRODUCED_BY = {
     "fit-segformer": "landscape fit-segformer --data artifacts/data/<id> --out DIR",
     "package": "landscape package --generated DIR --labels DIR --out FILE.zip (or `make submit`)",
 }
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What every `run_<stage>` returns: the manifest it wrote (or found up to date) and the lines
+    its command prints."""
+
+    manifest: dict
+    summary: list[str] = field(default_factory=list)
+    up_to_date: bool = False
 
 
 # ---------------------------------------------------------------------------- atomic writes
