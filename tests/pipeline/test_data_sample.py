@@ -59,7 +59,9 @@ def test_prefix_property_and_replacing_an_old_sample(tmp_path):
     small = files(tmp_path / "s")
     write_sample_dataset(tmp_path / "s", 5, 1, seed=1, height=48, width=64, progress=False)  # replaces it
     big = files(tmp_path / "s")
+    small_styles, big_styles = (json.loads(d.pop("train/styles.json")) for d in (small, big))
     assert all(big[k] == v for k, v in small.items()) and len(big) == 5 * 2 + 2
+    assert len(big_styles) == 5 and small_styles.items() <= big_styles.items()
 
 
 def test_class_coverage_and_real_ids(tmp_path):

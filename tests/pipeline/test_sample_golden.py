@@ -8,6 +8,7 @@ changes them is a reason to re-record, not to loosen the test.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
@@ -70,7 +71,10 @@ def test_dataset_files_and_manifest_are_the_recorded_bytes(tmp_path):
     man = write_sample_dataset(out, 6, 2, seed=0, width=128, height=96, progress=False)
     got = {p.relative_to(out).as_posix(): sha(p.read_bytes())
            for p in sorted(out.rglob("*")) if p.is_file() and p.name != "manifest.json"}
-    assert got == GOLDEN_FILES
+    # the one file added since: each training photo's style, as the manifest records it
+    styles = json.loads((out / "train/styles.json").read_text())
+    assert styles == {f"{stem}.jpg": name for stem, name in GOLDEN_EXTRA["styles"].items()}
+    assert {k: v for k, v in got.items() if k != "train/styles.json"} == GOLDEN_FILES
     assert {k: v for k, v in man["extra"].items() if k != "seconds"} == GOLDEN_EXTRA
 
 
