@@ -17,6 +17,7 @@ Image `i` of a split depends only on (seed, split, i): the same seed gives ident
 a smaller dataset is a prefix of a larger one with the same seed.
 """
 
+from .oracle import read_styles_json, run_style_oracle, write_style_oracle
 from .render import render_in_style, render_photo
 from .scenes import SCENES, make_scene, register_scene
 from .styles import STYLE_NAMES, STYLES, Style, style_by_name
@@ -24,5 +25,6 @@ from .write import STYLES_JSON, sample_pair, write_sample_dataset
 
 __all__ = [
     "SCENES", "STYLES", "STYLE_NAMES", "STYLES_JSON", "Style", "make_scene", "register_scene",
-    "render_in_style", "render_photo", "sample_pair", "style_by_name", "write_sample_dataset",
+    "read_styles_json", "render_in_style", "render_photo", "run_style_oracle", "sample_pair",
+    "style_by_name", "write_sample_dataset", "write_style_oracle",
 ]
