@@ -34,6 +34,7 @@ PRODUCED_BY = {
     "train": "landscape train --data artifacts/data/<id> --out artifacts/runs/<exp> (or `make train`)",
     "generate": "landscape generate --run artifacts/runs/<exp> ... (or `make submit` / `make score`)",
     "evaluate": "landscape evaluate --generated DIR ... (or `make score`)",
+    "style-oracle": "landscape style-oracle --data artifacts/data/<id> --split val --out DIR (or `make demo`)",
     "fit-segformer": "landscape fit-segformer --data artifacts/data/<id> --out DIR",
     "package": "landscape package --generated DIR --labels DIR --out FILE.zip (or `make submit`)",
 }
@@ -370,7 +371,7 @@ def manifest_hash(folder: str | Path) -> str:
 
 def read_manifest(
     folder: str | Path,
-    stage: str,
+    stage: str | tuple[str, ...],
     *,
     deep: bool = False,
     config_hash: str | None = None,
@@ -382,6 +383,8 @@ def read_manifest(
     `config_hash` is given, that the folder was made with that config.
     """
     folder = Path(folder)
+    stages = (stage,) if isinstance(stage, str) else tuple(stage)
+    stage = stages[0]  # the one the messages name
     how = f"Run `{PRODUCED_BY.get(stage, stage)}` to (re)make it."
     path = folder / MANIFEST
     if not folder.is_dir():
@@ -399,7 +402,7 @@ def read_manifest(
             f"{path}: schema version {manifest.get('schema_version') if isinstance(manifest, dict) else '?'}"
             f", this version reads {SCHEMA_VERSION}. {how}"
         )
-    if manifest.get("stage") != stage:
+    if manifest.get("stage") not in stages:
         raise ArtifactError(
             f"{folder}: this is a '{manifest.get('stage')}' output, expected a '{stage}' output. {how}"
         )

@@ -20,6 +20,7 @@ from .errors import LandscapeError
 
 COMMAND_MODULES = (
     "pipeline.data.commands",
+    "pipeline.data.sample.commands",
     "pipeline.commands",
     "evaluation.commands",
     "submission.commands",

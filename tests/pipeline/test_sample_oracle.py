@@ -189,19 +189,19 @@ def test_oracle_never_replaces_a_models_generated_folder(ds, val_like, tmp_path)
     model.mkdir()
     (model / "train_00000.jpg").write_bytes(b"model image")
     write_manifest(model, "generate", extra={"split": "val"})
-    with pytest.raises(ArtifactError, match="model's generated images"):
+    with pytest.raises(ArtifactError, match="only replaces its own folders"):
         write_style_oracle(base / "labels", base / "pairs.json", ds / "train/styles.json", model)
     assert (model / "train_00000.jpg").read_bytes() == b"model image"
     (model / "manifest.json").unlink()  # an unfinished `landscape generate` run: only its mark
     (model / ".landscape-stage").write_text("generate\n")
-    with pytest.raises(ArtifactError, match="model's generated images"):
+    with pytest.raises(ArtifactError, match="only replaces its own folders"):
         write_style_oracle(base / "labels", base / "pairs.json", ds / "train/styles.json", model)
     # its own folder it replaces
     write_style_oracle(base / "labels", base / "pairs.json", ds / "train/styles.json", tmp_path / "o",
                        size=None)
     write_style_oracle(base / "labels", base / "pairs.json", ds / "train/styles.json", tmp_path / "o",
                        seed=3, size=None)
-    assert read_manifest(tmp_path / "o", "generate")["extra"]["seed"] == 3
+    assert read_manifest(tmp_path / "o", "style-oracle")["extra"]["seed"] == 3
 
 
 def test_run_style_oracle_on_a_preprocessed_val_split(sample_preprocessed, sample_raw, tmp_path):

@@ -19,9 +19,9 @@ from typing import Any
 
 import cv2
 
-from ...core.artifacts import (MANIFEST, OWNER_MARK, StageResult, sha256_file, staged_folder,
+from ...core.artifacts import (StageResult, sha256_file, staged_folder,
                                write_manifest)
-from ...core.errors import ArtifactError, DatasetError
+from ...core.errors import DatasetError
 from ...core.imageio import LABEL_EXTS, encode_jpeg, load_label
 from ...core.inputs import SplitPaths, read_pairs_json
 from .render import render_in_style
@@ -30,7 +30,7 @@ from .write import STYLES_JSON
 
 # The stage its folder is recorded under. TODO(lead): "style-oracle" once PRODUCED_BY knows it
 # (and `evaluate` accepts it as a generated folder); until then it reads as a generate folder.
-STAGE = "generate"
+STAGE = "style-oracle"
 _ORACLE_CODE = 4  # seeds: map `stem` of the oracle depends only on (seed, stem)
 
 
@@ -77,23 +77,6 @@ def oracle_styles(labels_dir: str | Path, pairs_json: str | Path,
     return {k: styles[pairs[k]] for k in sorted(maps)}
 
 
-def _refuse_model_output(out: Path) -> None:
-    """ArtifactError when `out` holds a model's images: while the oracle shares the "generate"
-    stage name, staged_folder alone would replace them."""
-    if STAGE != "generate" or not out.is_dir():
-        return
-    if (out / MANIFEST).is_file():
-        try:
-            ours = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["extra"]["style_oracle"] is True
-        except (OSError, ValueError, KeyError, TypeError):
-            ours = False
-    else:
-        ours = not (out / OWNER_MARK).is_file()  # a mark without a manifest: an unfinished generate run
-    if not ours:
-        raise ArtifactError(f"{out}: holds a model's generated images; the style oracle only replaces "
-                            "its own folders. Choose another --out.")
-
-
 def oracle_seed(seed: int, stem: str) -> list[int]:
     """The noise seed of map `stem`: independent of the other maps and of their order."""
     return [int(seed), _ORACLE_CODE, zlib.crc32(stem.encode("utf-8"))]
@@ -114,7 +97,6 @@ def write_style_oracle(labels_dir: str | Path, pairs_json: str | Path, styles_js
 
     labels_dir = Path(labels_dir)
     styles = oracle_styles(labels_dir, pairs_json, styles_json)
-    _refuse_model_output(Path(out))
     params = {"seed": int(seed), "size": list(size) if size else None, "jpeg_quality": jpeg_quality,
               "pairs_sha256": sha256_file(pairs_json), "styles_sha256": sha256_file(styles_json)}
     with staged_folder(out, stage=STAGE) as tmp:
