@@ -136,7 +136,7 @@ def test_oracle_pixels_follow_the_label_map(style_name):
 def test_oracle_folder_scores_high_against_its_references_style(ds, val_like):
     base, pairs = val_like
     styles = json.loads((ds / "train/styles.json").read_text())
-    man = read_manifest(base / "oracle", "generate", deep=True)
+    man = read_manifest(base / "oracle", "style-oracle", deep=True)
     assert man["extra"]["style_oracle"] and man["counts"] == {"images": N_VAL}
     assert sorted(p.name for p in (base / "oracle").glob("*.jpg")) == \
         sorted(k.replace(".png", ".jpg") for k in pairs)
