@@ -40,13 +40,61 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def setup_jittor(device: str = "auto"):
+def available_cores() -> int:
+    """Cores this process may run on: its CPU affinity mask (taskset, cgroup cpusets), else all."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def local_ranks() -> int:
+    """Processes of this MPI job on this host (1 outside mpirun)."""
+    for var in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_LOCAL_SIZE"):
+        if os.environ.get(var, "").isdigit():
+            return max(1, int(os.environ[var]))
+    return 1
+
+
+def resolve_threads(threads: int = 0) -> tuple[int, str]:
+    """The CPU thread count for Jittor's kernels and why: (n, reason).
+
+    threads > 0: exactly that. 0 (auto): OMP_NUM_THREADS when the user set it, else the cores of
+    the affinity mask divided among this host's MPI ranks (at least 1 each).
+    """
+    if threads > 0:
+        return threads, "config threads"
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0 and os.environ.get("_LANDSCAPE_OMP_SET") != env:
+        return int(env), "OMP_NUM_THREADS"
+    cores, ranks = available_cores(), local_ranks()
+    if ranks > 1:
+        return max(1, cores // ranks), f"{cores} cores / {ranks} local MPI ranks"
+    return cores, f"{cores} cores available"
+
+
+def setup_threads(threads: int = 0) -> tuple[int, str]:
+    """Set OMP_NUM_THREADS for Jittor (before its import) from `resolve_threads`; return (n, why).
+    Once jittor is imported its OpenMP pool is fixed, so later calls only report."""
+    n, why = resolve_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    os.environ["_LANDSCAPE_OMP_SET"] = str(n)  # ours, not the user's: a later resolve may change it
+    return n, why
+
+
+def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
     """Import jittor for `device` ('auto', 'cpu' or 'cuda') and return the module.
+
+    threads: CPU threads (config `threads`; 0 = auto, see `resolve_threads`); None leaves
+    OMP_NUM_THREADS as it is. `log` (a print function) gets one line: device and threads.
 
     Without a GPU, `nvcc_path` is emptied before the import: a stub or broken nvcc on the PATH
     otherwise makes jittor's import fail. `FIX_TORCH_ERROR=0` keeps jittor from importing torch.
     """
     device = resolve_device(device)
+    if threads is not None:
+        n, why = setup_threads(threads)
+        if log is not None:
+            log(f"jittor: {device}, {n} CPU thread(s) ({why})")
     os.environ.setdefault("FIX_TORCH_ERROR", "0")
     os.environ.setdefault("cache_name", "default")
     os.environ.setdefault("JITTOR_HOME", str(DEFAULT_JITTOR_HOME))

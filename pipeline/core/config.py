@@ -170,6 +170,7 @@ class PackageConfig:
 class Config:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = 0  # CPU threads of Jittor's kernels; 0 = the cores this process may use (see jt_env)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -183,7 +184,7 @@ class Config:
 
 _NOT_KEYS = {"source"}
 # Keys that change speed, never results: left out of `config_hash`, so changing them re-runs nothing.
-SPEED_ONLY_KEYS = {("data", "workers"), ("train", "num_workers")}
+SPEED_ONLY_KEYS = {("data", "workers"), ("train", "num_workers"), ("", "threads")}
 
 
 # ---------------------------------------------------------------------------- checks
@@ -193,6 +194,8 @@ def _value_problems(cfg: Config) -> list[tuple[str, str]]:
     d, m, t, g = cfg.data, cfg.model, cfg.train, cfg.generate
     if m.num_classes != 29:
         problems.append(("model.num_classes", "the competition's label maps have 29 classes"))
+    if cfg.threads < 0:
+        problems.append(("threads", "must be >= 0 (0 = the cores available to the process)"))
     for key, value in (("data.height", d.height), ("data.width", d.width)):
         if value % (2**m.num_up):
             problems.append((key, f"{value} must be divisible by 2**model.num_up = {2 ** m.num_up}"))
@@ -431,7 +434,7 @@ def config_hash(cfg: Any, *sections: str) -> str:
     """sha256 of the canonical JSON of a config, or of the named sections of it."""
     table = config_to_dict(cfg)
     for section, key in SPEED_ONLY_KEYS:
-        table.get(section, {}).pop(key, None)
+        (table.get(section, {}) if section else table).pop(key, None)
     if sections:
         table = {name: table[name] for name in sections}
     blob = json.dumps(table, sort_keys=True, separators=(",", ":")).encode()
