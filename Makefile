@@ -56,7 +56,7 @@ DEMO_EVAL := $(A)/eval/demo/val
 DEMO_ZIP := $(A)/submission/demo.zip
 DEMO_PKG := $(A)/submission/demo/manifest.json
 
-.PHONY: help setup demo test test-all bench preprocess train generate submit score weights \
+.PHONY: help setup mpi-setup demo test test-all bench preprocess train generate submit score weights \
         fit-segformer regress regress-update clean clean-demo
 
 help: ## show this help
@@ -74,6 +74,19 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 setup: $(STAMP) ## create .venv and install everything (done by every other target on first use)
+
+mpi-setup: ## install OpenMPI (mpirun, mpicc) for multi-process training, when missing and allowed
+	@if command -v mpirun >/dev/null && command -v mpicc >/dev/null; then \
+	    echo "OpenMPI present: $$(mpirun --version 2>/dev/null | head -1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev; \
+	else \
+	    echo "OpenMPI is missing; install it as an administrator, e.g."; \
+	    echo "  sudo apt-get install openmpi-bin libopenmpi-dev     (Debian/Ubuntu)"; \
+	    echo "  sudo dnf install openmpi openmpi-devel              (Fedora/RHEL)"; \
+	    echo "  conda install -c conda-forge openmpi mpi4py         (no root)"; \
+	    exit 1; \
+	fi
 
 test: $(STAMP) ## run the fast test suite (no slow, no gpu tests)
 	$(PY) -m pytest -m "not slow and not gpu" -q
