@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -104,6 +105,11 @@ def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
     if device == "cpu":
         os.environ["nvcc_path"] = ""
     import jittor as jt
+
+    # Jittor's SIGCHLD handler exits this process when ANY child dies of a signal (it watches its
+    # own loader workers, which we do not use): a killed helper process must not take us down.
+    if hasattr(signal, "SIGCHLD"):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
     jt.flags.use_cuda = 1 if device == "cuda" else 0
     return jt

@@ -52,3 +52,13 @@ def test_jittor_started_on_two_cores_runs_two_threads(clean_env):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "2 CPU thread(s)" in out.stdout and "omp_max_threads 2" in out.stdout
+
+
+def test_a_child_killed_by_a_signal_does_not_end_a_jittor_process():
+    """Jittor's own SIGCHLD handler quits the whole process when any child dies of a signal;
+    setup_jittor removes it (a killed worker or tool must not take a training run down)."""
+    code = ("import subprocess, sys, time; from pipeline.jt_env import setup_jittor; setup_jittor('cpu'); "
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+            "time.sleep(0.5); p.kill(); p.wait(); time.sleep(0.5); print('survived')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "survived" in out.stdout, out.stderr[-1000:]
