@@ -1,12 +1,26 @@
-"""Subcommands of `landscape` for this package (collected by `pipeline.cli`): train, generate, test."""
+"""Subcommands of `landscape` for this package (collected by `pipeline.cli`): train, generate, test.
+
+Each command parses its options, loads the config, calls `run_<stage>` and prints the result's
+summary through `print_summary`: no stage logic here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import sys
+from pathlib import Path
 
 import click
 
+from .core.artifacts import StageResult
 from .core.cli import config_options
+
+
+def print_summary(result: StageResult) -> None:
+    """Print a stage's summary lines: what every command shows when it succeeds."""
+    for line in result.summary:
+        click.echo(line)
 
 
 @click.command("train")
@@ -23,32 +37,42 @@ def train(data_dir, out_dir, resume, quiet, cfg):
     from .train import TrainingInterrupted, run_train
 
     try:
-        manifest = run_train(cfg, data_dir, out_dir, resume=resume, progress=not quiet)
+        result = run_train(cfg, data_dir, out_dir, resume=resume, progress=not quiet)
     except TrainingInterrupted as exc:
         click.secho(str(exc), fg="yellow", err=True)
         sys.exit(130)
-    if manifest:
-        counts = manifest["counts"]
-        click.echo(f"train: {counts['steps']} steps on {counts['train_images']} images -> {out_dir}"
-                   f" ({manifest['extra']['ema']})")
+    print_summary(result)
 
 
-def _generate_options(func):
-    func = click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-                        help="Weights file (a checkpoint of the run; default: its EMA generator).")(func)
-    func = click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-                        help="Override a key of the run's config, e.g. generate.colour_transfer=none.")(func)
-    func = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
-                        help="Force the device (default: the run config's `device`).")(func)
-    func = click.option("--quiet", is_flag=True, help="No progress bar.")(func)
-    return func
+def run_config_options(func):
+    """--config, --set, --device and --quiet of the commands that use a trained run: the config
+    defaults to the run's own config.resolved.toml. The command receives `cfg` and needs a
+    `run_dir` parameter."""
+
+    @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                  help="Experiment TOML file (default: the run's own config.resolved.toml).")
+    @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+                  help="Override one config key (repeatable), e.g. --set generate.colour_transfer=none.")
+    @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+                  help="Force the device (default: the config's `device`).")
+    @click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
+                  help="Weights file (a checkpoint of the run; default: its EMA generator).")
+    @click.option("--quiet", is_flag=True, help="No progress bar.")
+    @functools.wraps(func)
+    def wrapper(*args, config_path, overrides, device, **kwargs):
+        from .generate import run_config
+
+        sets = list(overrides) + ([f'device="{device}"'] if device is not None else [])
+        return func(*args, cfg=run_config(kwargs["run_dir"], config_path, sets), **kwargs)
+
+    return wrapper
 
 
-def _sets(overrides, device) -> list[str]:
-    sets = list(overrides)
-    if device is not None:
-        sets.append(f'device="{device}"')
-    return sets
+def _generate(cfg, run_dir, checkpoint, maps, out, quiet) -> None:
+    from .generate import GenerateInputs, run_generate
+
+    inputs = GenerateInputs(Path(run_dir), maps, Path(checkpoint) if checkpoint else None)
+    print_summary(run_generate(cfg, inputs, out, progress=not quiet))
 
 
 @click.command("generate")
@@ -66,31 +90,13 @@ def _sets(overrides, device) -> list[str]:
               help="Folder of the reference photos.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder (artifacts/generated/<exp>/<split>).")
-@_generate_options
-def generate(run_dir, data_dir, split, labels_dir, pairs_json, refs_dir, out_dir, checkpoint,
-             overrides, device, quiet):
+@run_config_options
+def generate(run_dir, data_dir, split, labels_dir, pairs_json, refs_dir, out_dir, checkpoint, quiet, cfg):
     """Generate one <label stem>.jpg (512x384) per label map with the run's EMA generator."""
-    from .core.errors import ConfigError
-    from .generate import run_generate
+    from .core.inputs import resolve_inputs
 
-    explicit = (labels_dir, pairs_json, refs_dir)
-    if data_dir is not None or split is not None:
-        if data_dir is None or split is None or any(explicit):
-            raise ConfigError("give either --data DIR --split val|test, or --labels DIR --pairs"
-                              " JSON --refs DIR (not a mix)")
-        from .data.splits import resolve_split
-
-        paths = resolve_split(data_dir, split)
-        labels_dir, pairs_json, refs_dir = paths.labels_dir, paths.pairs_json, paths.refs_dir
-    elif not all(explicit):
-        raise ConfigError("give either --data DIR --split val|test, or all of --labels DIR"
-                          " --pairs JSON --refs DIR")
-    manifest = run_generate(run_dir, labels_dir, pairs_json, refs_dir, out_dir,
-                            _sets(overrides, device), checkpoint=checkpoint, split=split or "",
-                            progress=not quiet)
-    c = manifest["counts"]
-    now = "up to date, nothing to do" if manifest.get("up_to_date") else f"{c['generated_now']} made now"
-    click.echo(f"generate: {c['images']} images in {out_dir} ({now})")
+    maps = resolve_inputs(data_dir, split, labels=labels_dir, pairs=pairs_json, refs=refs_dir)
+    _generate(cfg, run_dir, checkpoint, maps, out_dir, quiet)
 
 
 @click.command("test")
@@ -99,22 +105,20 @@ def generate(run_dir, data_dir, split, labels_dir, pairs_json, refs_dir, out_dir
 @click.option("--img_path", "img_path", required=True, type=click.Path(file_okay=False),
               help="Folder of the reference (training) photos.")
 @click.option("--output_path", "output_path", required=True, type=click.Path(file_okay=False),
-              help="Where the images go.")
+              help="Where the images go (a new folder, or one an earlier generate made).")
 @click.option("--run", "run_dir", default="artifacts/runs/ecgan", show_default=True,
               type=click.Path(file_okay=False), help="Training run folder.")
-@_generate_options
-def test_alias(input_path, img_path, output_path, run_dir, checkpoint, overrides, device, quiet):
+@run_config_options
+def test_alias(input_path, img_path, output_path, run_dir, checkpoint, quiet, cfg):
     """The entries' familiar call: `test --input_path --img_path --output_path` (= generate)."""
-    from pathlib import Path
+    from .core.errors import DatasetError
+    from .core.inputs import resolve_inputs
 
-    from .generate import run_generate
-
-    manifest = run_generate(run_dir, input_path, Path(input_path) / "label_to_img.json", img_path,
-                            output_path, _sets(overrides, device), checkpoint=checkpoint,
-                            split="test", progress=not quiet)
-    c = manifest["counts"]
-    now = "up to date, nothing to do" if manifest.get("up_to_date") else f"{c['generated_now']} made now"
-    click.echo(f"test: {c['images']} images in {output_path} ({now})")
+    pairs = Path(input_path) / "label_to_img.json"
+    if not pairs.is_file():
+        raise DatasetError(f"{pairs}: not found; --input_path must hold the label maps and label_to_img.json")
+    maps = resolve_inputs(labels=input_path, pairs=pairs, refs=img_path)
+    _generate(cfg, run_dir, checkpoint, dataclasses.replace(maps, split="test"), output_path, quiet)
 
 
 COMMANDS: list = [train, generate, test_alias]

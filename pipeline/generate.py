@@ -5,173 +5,256 @@ generator: the map is resized (nearest) to the model's data.height x data.width,
 photo to the same size for the style encoder, the generated image is upsampled (bicubic) to the
 output size, then optionally colour-transferred from the full-size reference.
 
-Images are written atomically, and maps whose image exists are skipped, so a killed run resumes.
-A `.generate_state.json` records which weights and settings made the images in the folder; when
-they change, the old images are removed first. manifest.json is written last.
+Every input (run, weights, maps, pairing, references) is checked before the output folder is
+touched; the folder is then opened with `claim_folder`: only a new, empty or generate-made folder
+is written, under an exclusive lock, and a killed run's temp files are removed. Images are
+written atomically and maps whose image exists are skipped, so a killed run resumes
+(byte-identically). `.generate_state.json` records which weights and settings made the images in
+the folder; when they change, the folder's old images are removed first. manifest.json is last.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-from .core.artifacts import (atomic_write_bytes, atomic_write_json, manifest_hash, prepare_output_dir,
-                        read_manifest, sha256_file, write_manifest)
 from .checkpoint import EMA_FILE, load_into, read_checkpoint
 from .colour import colour_transfer
+from .core.artifacts import (StageResult, atomic_write_bytes, atomic_write_json, check_replaceable,
+                             claim_folder, manifest_hash, read_manifest, sha256_bytes, sha256_file,
+                             write_manifest)
 from .core.config import Config, config_hash, load_config
+from .core.errors import ArtifactError
 from .core.imageio import encode_jpeg, load_label, load_photo
-from .core.errors import ArtifactError, DatasetError
+from .core.inputs import SplitInputs
+from .data.layout import Problem, find_bad_files, raise_problems
 
+STAGE = "generate"
 STATE_FILE = ".generate_state.json"
+RUN_CONFIG = "config.resolved.toml"
 
 
-def run_config(run_dir: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """The run's own config (config.resolved.toml) with `--set` overrides applied."""
-    path = Path(run_dir) / "config.resolved.toml"
-    if not path.is_file():
-        raise ArtifactError(f"{run_dir}: no config.resolved.toml, so it is not a training run"
-                            " folder. Train one with `landscape train --out DIR`.")
-    return load_config(path, overrides)
+@dataclass(frozen=True)
+class GenerateInputs:
+    """What generation reads: a training run folder (its EMA generator, or `checkpoint`, a
+    weights file such as an intermediate checkpoint) and the maps with their pairing and
+    reference photos (`pipeline.core.inputs.resolve_inputs`)."""
+
+    run_dir: Path
+    maps: SplitInputs
+    checkpoint: Path | None = None
+
+    @property
+    def weights(self) -> Path:
+        return Path(self.checkpoint) if self.checkpoint is not None else Path(self.run_dir) / EMA_FILE
 
 
-def load_generator(cfg: Config, weights: Path, jt):
-    """GANModel with its EMA generator/encoder loaded (checked) from `weights`."""
-    from .model.ganmodel import GANModel
+@dataclass(frozen=True)
+class _Checked:
+    """The inputs after their checks: the loaded weights, the pairing, and the state that says
+    which weights and settings make the folder's images."""
 
-    model = GANModel(cfg, cfg.data.height, cfg.data.width, for_training=False)
+    weights: Path
+    arrays: dict
+    header: dict
+    pairs: dict[str, str]
+    inputs: dict[str, str]  # the manifest's inputs: the run's identity (and the data's)
+    state: dict
+
+
+def run_config(run_dir: str | Path, config_path: str | Path | None = None,
+               overrides: Sequence[str] = ()) -> Config:
+    """The config generation runs with: `config_path` when given, else the run's own
+    config.resolved.toml; `overrides` (`--set` strings) applied on top."""
+    if config_path is None:
+        config_path = Path(run_dir) / RUN_CONFIG
+        if not config_path.is_file():
+            raise ArtifactError(f"{run_dir}: no {RUN_CONFIG}, so it is not a training run"
+                                " folder. Train one with `landscape train --out DIR`.")
+    return load_config(config_path, overrides)
+
+
+def _check_inputs(cfg: Config, inputs: GenerateInputs) -> _Checked:
+    """Check the run, read its weights and the pairing (nothing decoded, nothing written)."""
+    from .core.inputs import load_pairs
+
+    weights = inputs.weights
+    if inputs.checkpoint is None:
+        read_manifest(inputs.run_dir, "train")  # a finished run; an unfinished one needs --checkpoint
+        run_id = manifest_hash(inputs.run_dir)
+    else:
+        if not weights.is_file():
+            raise ArtifactError(f"{weights}: --checkpoint file not found")
+        run_id = sha256_file(weights)
     arrays, header = read_checkpoint(weights)
-    load_into(weights, arrays, header, model, ("ema_generator", "ema_encoder"))
-    return model, header
+    maps = inputs.maps
+    pairs = load_pairs(maps.pairs_json, maps.labels_dir, maps.refs_dir)
+    found = {"run": run_id}
+    if maps.data_dir is not None:
+        found["data"] = manifest_hash(maps.data_dir)
+    state = {"weights": str(weights.resolve()), "weights_sha256": sha256_file(weights),
+             "generate": config_hash(cfg, "generate"), "data": config_hash(cfg, "data"),
+             "pairs_sha256": sha256_bytes(json.dumps(pairs, sort_keys=True).encode())}
+    return _Checked(weights, arrays, header, pairs, found, state)
 
 
-def _clear_stale(out_dir: Path, state: dict) -> None:
-    """Remove images made by other weights or settings than `state` describes."""
-    path = out_dir / STATE_FILE
-    old = None
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = None
-    if old != state:
-        for p in out_dir.glob("*.jpg"):
-            p.unlink()
-        atomic_write_json(path, state)
+def _check_images(cfg: Config, maps: SplitInputs, pairs: dict[str, str], progress: bool) -> None:
+    """Decode every map and reference once; DatasetError listing the ones that cannot be used."""
+    files = [("label", str(maps.labels_dir / m)) for m in pairs]
+    files += [("photo", str(maps.refs_dir / r)) for r in sorted(set(pairs.values()))]
+    bad = find_bad_files(files, cfg.data.workers, "check inputs", progress)
+    problems: list[Problem] = [p for _, path in files for p in bad.get(path, [])]
+    raise_problems(problems, "the label maps and reference photos",
+                   fix=f"Fix or replace these files (or leave their maps out of {maps.pairs_json})")
 
 
-def _finished(out_dir: Path, state: dict, run_id: str, pairs: dict, labels_dir: Path,
-              pairs_json, refs_dir: Path) -> dict | None:
+def _finished(out: Path, checked: _Checked, maps: SplitInputs) -> dict | None:
     """The folder's manifest when it already holds every image of these weights and inputs."""
     try:
-        manifest = read_manifest(out_dir, "generate", config_hash=state["generate"])
-        old_state = json.loads((out_dir / STATE_FILE).read_text())
+        manifest = read_manifest(out, STAGE, config_hash=checked.state["generate"])
+        old_state = json.loads((out / STATE_FILE).read_text())
     except (ArtifactError, OSError, json.JSONDecodeError):
         return None
     extra = manifest.get("extra", {})
     same = (
-        old_state == state
-        and manifest.get("inputs", {}).get("run") == run_id
-        and extra.get("labels") == str(labels_dir.resolve())
-        and extra.get("pairs") == str(Path(pairs_json).resolve())
-        and extra.get("refs") == str(refs_dir.resolve())
-        and all((out_dir / f"{Path(m).stem}.jpg").is_file() for m in pairs)
-        and manifest.get("counts", {}).get("images") == len(pairs)
+        old_state == checked.state
+        and manifest.get("inputs") == checked.inputs
+        and extra.get("labels") == str(maps.labels_dir.resolve())
+        and extra.get("pairs") == str(Path(maps.pairs_json).resolve())
+        and extra.get("refs") == str(maps.refs_dir.resolve())
+        and all((out / f"{Path(m).stem}.jpg").is_file() for m in checked.pairs)
+        and manifest.get("counts", {}).get("images") == len(checked.pairs)
     )
     return manifest if same else None
 
 
-def run_generate(run_dir: str | Path, labels_dir: str | Path, pairs_json: str | Path,
-                 refs_dir: str | Path, out_dir: str | Path, overrides: Sequence[str] = (),
-                 checkpoint: str | Path | None = None, split: str = "",
-                 progress: bool = True) -> dict:
-    """Generate one JPEG per pair into out_dir; return the folder's manifest.
+def _clear_stale(folder: Path, state: dict) -> None:
+    """Remove the images an earlier run made with other weights or settings than `state`.
+    Only called on a folder `claim_folder` accepted: new, empty, or made by this stage."""
+    path = folder / STATE_FILE
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        old = None
+    if old != state:
+        for p in folder.glob("*.jpg"):
+            p.unlink()
+        atomic_write_json(path, state)
 
-    run_dir: a train stage folder (its manifest is required unless `checkpoint` names a file,
-    e.g. an intermediate checkpoint of an unfinished run). overrides: `--set` strings applied
-    to the run's config (generate.* keys, device).
-    """
-    from .data.splits import load_pairs
-    from .jt_env import setup_jittor
 
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    labels_dir, refs_dir = Path(labels_dir), Path(refs_dir)
-    cfg = run_config(run_dir, overrides)
-    if checkpoint is None:
-        read_manifest(run_dir, "train")
-        weights = run_dir / EMA_FILE
-        run_id = manifest_hash(run_dir)
-    else:
-        weights = Path(checkpoint)
-        run_id = sha256_file(weights) if weights.is_file() else ""
-    pairs = load_pairs(pairs_json, labels_dir, refs_dir)
-    g = cfg.generate
-    state = {"weights": str(weights.resolve()), "weights_sha256": sha256_file(weights),
-             "generate": config_hash(cfg, "generate"), "data": config_hash(cfg, "data")}
-    done = _finished(out_dir, state, run_id, pairs, labels_dir, pairs_json, refs_dir)
-    if done is not None:
-        # nothing to do: the manifest (and so what downstream stages recorded of it) stays as it is
-        return {**done, "up_to_date": True}
-    from .train import limit_cpu_threads
+def _output_key(cfg: Config) -> str:
+    """Which generator output is the image: the ECGAN's refined one when configured."""
+    m = cfg.model
+    return "refined" if cfg.generate.output == "refined" and m.kind == "ecgan" and m.semantic_module else "image"
 
-    limit_cpu_threads()
-    jt = setup_jittor(cfg.device)
+
+def _load_model(cfg: Config, checked: _Checked):
+    """GANModel with its EMA generator/encoder loaded from the checked weights (keys and shapes
+    checked: ArtifactError when they do not fit this config's model)."""
+    from .model.ganmodel import GANModel
+
+    model = GANModel(cfg, cfg.data.height, cfg.data.width, for_training=False)
+    load_into(checked.weights, checked.arrays, checked.header, model, ("ema_generator", "ema_encoder"))
+    return model
+
+
+def _generate_batch(cfg: Config, jt, model, maps: list[np.ndarray], refs: list[np.ndarray],
+                    seed_index: int) -> list[np.ndarray]:
+    """Generated RGB uint8 images (model size) of one batch of label maps and references."""
     from .model.ganmodel import images_to_tensor, labels_to_onehot, tensor_to_images
 
-    model, header = load_generator(cfg, weights, jt)
+    g, h, w = cfg.generate, cfg.data.height, cfg.data.width
+    labels = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in maps])
+    small_refs = np.stack([cv2.resize(r, (w, h), interpolation=cv2.INTER_AREA) for r in refs])
+    pad = g.batch_size - len(maps)  # pad the last batch: one batch shape, one set of compiled kernels
+    if pad:
+        labels = np.concatenate([labels, np.repeat(labels[-1:], pad, 0)])
+        small_refs = np.concatenate([small_refs, np.repeat(small_refs[-1:], pad, 0)])
+    if g.sample_style:
+        # Sampled style codes depend on the image's position only, so a resumed run agrees.
+        jt.set_global_seed(cfg.seed + seed_index, different_seed_for_mpi=False)
+    out = model.generate(jt.array(labels_to_onehot(labels, cfg.model.num_classes)),
+                         jt.array(images_to_tensor(small_refs)), sample_style=g.sample_style)
+    return list(tensor_to_images(out[_output_key(cfg)].numpy())[: len(maps)])
 
-    prepare_output_dir(out_dir)
-    for leftover in out_dir.glob(".*.tmp"):
-        leftover.unlink()  # a killed run's half-written image
-    _clear_stale(out_dir, state)
+
+def _generate_missing(cfg: Config, jt, model, maps: SplitInputs, pairs: dict[str, str], folder: Path,
+                      progress: bool) -> int:
+    """Generate every map of `pairs` whose image is not in `folder` yet; return how many."""
+    g = cfg.generate
     names = list(pairs)
-    todo = [m for m in names if not (out_dir / f"{Path(m).stem}.jpg").is_file()]
-    key = "refined" if g.output == "refined" and cfg.model.kind == "ecgan" and \
-        cfg.model.semantic_module else "image"
-    h, w, bs = cfg.data.height, cfg.data.width, g.batch_size
+    todo = [m for m in names if not (folder / f"{Path(m).stem}.jpg").is_file()]
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(names), initial=len(names) - len(todo), unit="img",
-                   dynamic_ncols=True, file=sys.stderr)
-    for start in range(0, len(todo), bs):
-        chunk = todo[start:start + bs]
-        maps = [load_label(labels_dir / m) for m in chunk]
-        refs = [load_photo(refs_dir / pairs[m]) for m in chunk]
-        labels = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in maps])
-        small_refs = np.stack([cv2.resize(r, (w, h), interpolation=cv2.INTER_AREA) for r in refs])
-        pad = bs - len(chunk)  # pad the last batch: one batch shape, one set of compiled kernels
-        if pad:
-            labels = np.concatenate([labels, np.repeat(labels[-1:], pad, 0)])
-            small_refs = np.concatenate([small_refs, np.repeat(small_refs[-1:], pad, 0)])
-        if g.sample_style:
-            # Sampled style codes depend on the image's position only, so a resumed run agrees.
-            jt.set_global_seed(cfg.seed + names.index(chunk[0]), different_seed_for_mpi=False)
-        out = model.generate(jt.array(labels_to_onehot(labels, cfg.model.num_classes)),
-                             jt.array(images_to_tensor(small_refs)), sample_style=g.sample_style)
-        images = tensor_to_images(out[key].numpy())[: len(chunk)]
+        bar = tqdm(total=len(names), initial=len(names) - len(todo), unit="img", dynamic_ncols=True,
+                   file=sys.stderr)
+    for start in range(0, len(todo), g.batch_size):
+        chunk = todo[start:start + g.batch_size]
+        labels = [load_label(maps.labels_dir / m) for m in chunk]
+        refs = [load_photo(maps.refs_dir / pairs[m]) for m in chunk]
+        images = _generate_batch(cfg, jt, model, labels, refs, names.index(chunk[0]))
         for name, img, ref in zip(chunk, images, refs):
             big = cv2.resize(img, (g.out_width, g.out_height), interpolation=cv2.INTER_CUBIC)
             big = colour_transfer(big, ref, g.colour_transfer)
-            atomic_write_bytes(out_dir / f"{Path(name).stem}.jpg", encode_jpeg(big, g.jpeg_quality))
+            atomic_write_bytes(folder / f"{Path(name).stem}.jpg", encode_jpeg(big, g.jpeg_quality))
         if bar is not None:
             bar.update(len(chunk))
     if bar is not None:
         bar.close()
+    return len(todo)
+
+
+def _write_manifest(cfg: Config, maps: SplitInputs, checked: _Checked, folder: Path, made: int) -> dict:
+    g = cfg.generate
     return write_manifest(
-        out_dir, "generate",
+        folder, STAGE,
         config_hash=config_hash(cfg, "generate"),
-        inputs={"run": run_id},
-        counts={"images": len(names), "generated_now": len(todo)},
-        extra={"split": split, "labels": str(labels_dir.resolve()),
-               "pairs": str(Path(pairs_json).resolve()), "refs": str(refs_dir.resolve()),
-               "checkpoint": str(weights.resolve()), "step": header.get("step"),
-               "output": key, "colour_transfer": g.colour_transfer,
+        inputs=checked.inputs,
+        counts={"images": len(checked.pairs), "generated_now": made},
+        extra={"split": maps.split, "labels": str(maps.labels_dir.resolve()),
+               "pairs": str(Path(maps.pairs_json).resolve()), "refs": str(maps.refs_dir.resolve()),
+               "checkpoint": str(checked.weights.resolve()), "step": checked.header.get("step"),
+               "output": _output_key(cfg), "colour_transfer": g.colour_transfer,
                "size": [g.out_width, g.out_height]},
     )
+
+
+def _summary(out: Path, manifest: dict, up_to_date: bool) -> list[str]:
+    c = manifest["counts"]
+    now = "up to date, nothing to do" if up_to_date else f"{c['generated_now']} made now"
+    return [f"generate: {c['images']} images in {out} ({now})"]
+
+
+def run_generate(cfg: Config, inputs: GenerateInputs, out: str | Path, *, progress: bool = True) -> StageResult:
+    """Generate one JPEG per pair of `inputs.maps` into the folder `out`.
+
+    cfg: the config to generate with (`run_config`: the run's own, or another, with overrides).
+    Returns StageResult(manifest, summary lines, up_to_date). Raises ArtifactError for a missing,
+    unfinished or unfitting run or checkpoint and for an `out` that this stage did not make or
+    that another run is writing; DatasetError for a bad pairing, map or reference. Every input
+    is checked before `out` is touched; a finished folder of the same inputs is left as it is.
+    """
+    from .jt_env import setup_jittor
+
+    out = Path(out).resolve()
+    check_replaceable(out, STAGE)  # fail fast; claim_folder checks again under the lock
+    checked = _check_inputs(cfg, inputs)
+    done = _finished(out, checked, inputs.maps)
+    if done is not None:  # nothing to do: the manifest (what downstream stages recorded) stays
+        return StageResult(done, _summary(out, done, True), up_to_date=True)
+    _check_images(cfg, inputs.maps, checked.pairs, progress)
+    jt = setup_jittor(cfg.device, cfg.threads)
+    model = _load_model(cfg, checked)
+    with claim_folder(out, STAGE) as folder:
+        _clear_stale(folder, checked.state)
+        made = _generate_missing(cfg, jt, model, inputs.maps, checked.pairs, folder, progress)
+        manifest = _write_manifest(cfg, inputs.maps, checked, folder, made)
+    return StageResult(manifest, _summary(out, manifest, False))

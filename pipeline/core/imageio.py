@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .classes import NUM_CLASSES
 from .errors import DatasetError
@@ -38,9 +38,18 @@ def _open(path: Path, what: str) -> tuple[Image.Image, bytes]:
     """Read a file and parse its image header (no pixels yet): (lazy Pillow image, file bytes)."""
     try:
         data = path.read_bytes()
+    except OSError as exc:
+        raise BadFile(f"{what} cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise BadFile(f"{what} is empty (0 bytes); re-download or re-export it")
+    try:
         return Image.open(io.BytesIO(data)), data
     except Image.DecompressionBombError as exc:
         raise BadFile(f"{what} is too large to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        # Pillow's own text names its in-memory buffer (<_io.BytesIO object at 0x...>), not the file
+        raise BadFile(f"{what} does not decode (no image format Pillow knows starts with "
+                      f"{data[:8]!r}); it is corrupt or not an image") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise BadFile(f"{what} does not decode ({exc or type(exc).__name__}); "
                       "it is corrupt or not an image") from None

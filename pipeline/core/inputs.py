@@ -1,8 +1,9 @@
-"""Where a preprocessed split's files are, and the checked reading of a pairing json.
+"""Where a stage's label maps, pairing json and photos are, and the checked reading of a pairing json.
 
-`generate` (Jittor) and `evaluate` (PyTorch) both use this module, so it stays pure Python and
-numpy (and the image readers): no jittor, no torch.
+`generate` (Jittor), `evaluate` (PyTorch) and `package` all use this module, so it stays pure
+Python and numpy (and the image readers): no jittor, no torch.
 
+    resolve_inputs(data_dir, split, labels=..., pairs=..., refs=..., need=...) -> SplitInputs
     resolve_split(data_dir, "val" | "test") -> SplitPaths
     load_pairs(pairs_json, labels_dir, refs_dir) -> {"<map>.png": "<photo>.jpg"}
 """
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from .artifacts import read_manifest
-from .errors import DatasetError
+from .errors import ConfigError, DatasetError
+from .imageio import LABEL_EXTS, PHOTO_EXTS
 
 SPLITS = ("val", "test")
-from .imageio import LABEL_EXTS, PHOTO_EXTS
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,81 @@ def resolve_split(data_dir: str | Path, split: str) -> SplitPaths:
     return out
 
 
+# ---------------------------------------------------------------------------- --data/--split or paths
+# The parts a stage may need, each with the option that gives it explicitly (quoted in messages).
+PARTS = {
+    "labels": ("labels_dir", "--labels DIR", True),
+    "pairs": ("pairs_json", "--pairs JSON", False),
+    "refs": ("refs_dir", "--refs DIR", True),
+    "train_photos": ("train_photos_dir", "--train-photos DIR", True),
+    "gt_photos": ("gt_photos_dir", "--gt-photos DIR", True),
+}
+
+
+@dataclass(frozen=True)
+class SplitInputs:
+    """The label maps a stage works on and what goes with them; a part is None when it was not
+    asked for and not found. split: "val", "test" or "" (explicit paths); data_dir: the
+    preprocess folder they came from (None for explicit paths only)."""
+
+    labels_dir: Path | None = None
+    pairs_json: Path | None = None
+    refs_dir: Path | None = None
+    train_photos_dir: Path | None = None
+    gt_photos_dir: Path | None = None
+    split: str = ""
+    data_dir: Path | None = None
+
+    def load_pairs(self) -> dict[str, str]:
+        """The checked pairing {"<map>.png": "<reference>"} (see `load_pairs`)."""
+        return load_pairs(self.pairs_json, self.labels_dir, self.refs_dir)
+
+
+def resolve_inputs(
+    data_dir: str | Path | None = None, split: str | None = None, *,
+    need: tuple[str, ...] = ("labels", "pairs", "refs"), default_split: str | None = None,
+    **explicit: str | Path | None,
+) -> SplitInputs:
+    """The one rule for "--data DIR --split S, or explicit paths".
+
+    explicit: labels=, pairs=, refs=, train_photos=, gt_photos= (None = not given). Each part is
+    its explicit path when given, else the part of `split` of the preprocess folder `data_dir`
+    (`resolve_split`). need: the parts the caller cannot do without. default_split: the split
+    used when --data comes without --split (None: --split is required).
+    Raises ConfigError for an incomplete or contradictory choice, DatasetError for an explicit
+    path that does not exist, ArtifactError for a missing or stale preprocess folder.
+    """
+    unknown = set(explicit) - set(PARTS) or set(need) - set(PARTS)
+    if unknown:
+        raise ValueError(f"unknown input part(s) {sorted(unknown)}; parts are {', '.join(PARTS)}")
+    if split is not None and data_dir is None:
+        raise ConfigError(f"--split {split} needs --data DIR (a preprocessed folder artifacts/data/<id>)")
+    found: dict[str, Path | None] = {}
+    if data_dir is not None:
+        split = split or default_split
+        if split is None:
+            raise ConfigError("--data needs --split val|test (which split's maps to use)")
+        sp = resolve_split(data_dir, split)
+        found = {"labels": sp.labels_dir, "pairs": sp.pairs_json, "refs": sp.refs_dir,
+                 "train_photos": sp.train_photos_dir, "gt_photos": sp.gt_photos_dir}
+    fields = {}
+    for part, (field_name, option, is_dir) in PARTS.items():
+        value = explicit.get(part)
+        if value is not None:
+            path = Path(value)
+            if not (path.is_dir() if is_dir else path.is_file()):
+                raise DatasetError(f"{path}: {option.split()[0]} {'folder' if is_dir else 'file'} not found")
+            fields[field_name] = path
+        else:
+            fields[field_name] = found.get(part)
+    missing = [PARTS[p][1] for p in need if fields[PARTS[p][0]] is None]
+    if missing:
+        ways = " ".join(PARTS[p][1] for p in need)
+        raise ConfigError(f"missing {', '.join(missing)}: give either --data DIR --split val|test, "
+                          f"or {ways}")
+    return SplitInputs(**fields, split=split or "", data_dir=Path(data_dir) if data_dir else None)
+
+
 def unsafe_reference(value: str) -> bool:
     """True when a pairing value is not a plain relative path inside its folder."""
     if (not value or os.path.isabs(value) or PureWindowsPath(value).is_absolute()
@@ -124,12 +200,14 @@ def check_pairs(
     good, problems = {}, []
     for key, value in pairs.items():
         if key not in map_names:
-            problems.append((str(pairs_json),
-                             f"'{key}' names a label map that is not in the test maps folder"))
+            what = ("is a path outside the label maps folder; keys are map file names"
+                    if unsafe_reference(key) or "/" in key or "\\" in key
+                    else "names a label map that is not in the label maps folder")
+            problems.append((str(pairs_json), f"'{key}' {what}"))
             continue
         if unsafe_reference(value):
-            problems.append((str(pairs_json), f"'{key}' -> '{value}': the reference must be a photo "
-                             f"name inside {refs_dir} (no '../' or absolute paths)"))
+            problems.append((str(pairs_json), f"'{key}' -> '{value}': a path outside {refs_dir}; "
+                             "the reference must be a photo name inside it (no '../' or absolute paths)"))
             continue
         rel = value.replace("\\", "/")
         exists = rel in photo_names if photo_names is not None else (refs_dir / rel).is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..commands import print_summary
 from ..core.cli import config_options
 
 
@@ -55,8 +56,7 @@ def preprocess(data_dir, out, train_imgs, train_labels, test_labels, pairs, skip
 
     parts = DatasetParts.find(data_dir, train_imgs=train_imgs, train_labels=train_labels,
                               test_labels=test_labels, pairs=pairs)
-    result = run_preprocess(parts, out, cfg, skip_bad=skip_bad, progress=not quiet)
-    click.echo(result.summary)
+    print_summary(run_preprocess(cfg, parts, out, skip_bad=skip_bad, progress=not quiet))
 
 
 COMMANDS: list = [sample_data, preprocess]

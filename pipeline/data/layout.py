@@ -16,6 +16,7 @@ Decoding is `pipeline.core.imageio`'s (one reader per format).
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 
-from ..core.errors import DatasetError
+from ..core.artifacts import MANIFEST, manifest_hash
+from ..core.errors import ConfigError, DatasetError
 from ..core.imageio import IMAGE_EXTS, LABEL_EXTS, PHOTO_EXTS, BadFile, read_label, read_photo  # noqa: F401 (re-exported)
 from ..core.inputs import check_pairs, read_pairs_json
 
@@ -46,16 +48,16 @@ class Problem:
         return {"file": self.file, "reason": self.reason}
 
 
-def raise_problems(problems: list[Problem], what: str = "the dataset") -> None:
+SKIP_BAD_FIX = "Fix the files, or pass --skip-bad to skip them (they are then listed in index.json)"
+
+
+def raise_problems(problems: list[Problem], what: str = "the dataset", fix: str = SKIP_BAD_FIX) -> None:
     """Raise one DatasetError quoting the first problems, or return when there are none."""
     if not problems:
         return
     head = "\n  ".join(str(p) for p in problems[:MAX_LISTED])
     more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-    raise DatasetError(
-        f"{len(problems)} problem(s) in {what}; nothing was written. Fix the files, or pass "
-        f"--skip-bad to skip them (they are then listed in index.json):\n  {head}{more}"
-    )
+    raise DatasetError(f"{len(problems)} problem(s) in {what}; nothing was written. {fix}:\n  {head}{more}")
 
 
 # ============================================================================ finding the parts
@@ -132,6 +134,38 @@ class DatasetParts:
         return {"train_imgs": str(self.train_imgs), "train_labels": str(self.train_labels),
                 "test_labels": str(self.test_labels) if self.test_labels else None,
                 "pairs": str(self.pairs) if self.pairs else None}
+
+    def upstream_inputs(self) -> dict[str, str]:
+        """{"sample-data": manifest hash} when the root is a `sample-data` folder, else {}: what
+        the preprocess manifest records as its input."""
+        if self.root is None or not (self.root / MANIFEST).is_file():
+            return {}
+        try:
+            upstream = json.loads((self.root / MANIFEST).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+        if isinstance(upstream, dict) and upstream.get("stage") == "sample-data":
+            return {"sample-data": manifest_hash(self.root)}
+        return {}
+
+
+def read_drop_list(path_text: str, config_source: str | Path | None) -> tuple[set[str], Path | None]:
+    """(stems, resolved file) of config data.drop_list: a text file of stems, one per line, '#'
+    comments; relative to the working folder, else to the config file `config_source`."""
+    if not path_text:
+        return set(), None
+    path = Path(path_text)
+    if not path.is_absolute() and not path.is_file() and config_source:
+        path = Path(config_source).parent / path_text
+    if not path.is_file():
+        raise ConfigError(f"data.drop_list: file {path_text!r} not found "
+                          "(give a text file of stems, one per line)")
+    stems = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            stems.add(Path(line).stem)
+    return stems, path.resolve()
 
 
 # ============================================================================ listing
@@ -279,3 +313,24 @@ def parallel_map(func: Callable, items: list, workers: int, desc: str, progress:
     finally:
         bar.close()
 
+
+# ============================================================================ decode checks
+def decode_check(task: tuple[str, str]) -> tuple[str, list[Problem]]:
+    """(path, problems) of decoding one file; task is ("label" | "photo", path). For `parallel_map`."""
+    kind, path = task
+    try:
+        if kind == "label":
+            read_label(path)
+        else:
+            read_photo(path)
+    except BadFile as exc:
+        return path, [Problem(path, str(exc))]
+    return path, []
+
+
+def find_bad_files(files: list[tuple[str, str]], workers: int, desc: str,
+                   progress: bool = True) -> dict[str, list[Problem]]:
+    """Decode every ("label" | "photo", path) of `files` (over `workers` processes); return
+    {path: problems} of the ones that cannot be used (empty when all decode)."""
+    return {path: problems for path, problems in parallel_map(decode_check, files, workers, desc, progress)
+            if problems}

@@ -1,55 +1,34 @@
 """The preprocess stage: validate a dataset, resize it, make edge maps, split off validation.
 
-`landscape preprocess --data DIR --out artifacts/data/<id>` writes::
-
-    manifest.json          stage "preprocess"; config_hash = config_hash(cfg, "data")
-    index.json             {"train": [stems], "val": [stems], "test": ["<map>.png"], "skipped": [...],
-                            "dropped": [stems], "converted": [...], "paths": {...}}
-    train_images.npy       uint8 (N, H, W, 3) RGB at data.height x data.width (INTER_AREA)
-    train_labels.npy       uint8 (N, H, W) class ids (nearest)
-    train_edges.npy        uint8 (N, H, W) 0/255 Canny edges of the resized photo
-    val_images.npy, val_labels.npy, val_edges.npy
-    class_stats.json       per-class pixel and image counts of each split
-    val/labels/<stem>.png  validation maps at their original size (grey class ids)
-    val_pairs.json         {"<stem>.png": "<train photo>"}: references drawn from the train split
-    test_pairs.json        the checked label_to_img.json (absent without a test part)
-    test/labels/*.png      only when test maps were skipped: the usable ones (paths.test_labels)
-
-Everything is built in a temporary sibling folder that replaces `out` when complete, so a
-failed validation (without --skip-bad) leaves nothing behind. Arrays are streamed to disk one
-image at a time (10,000 full-size photos are 5.9 GB). Re-running with the same data config,
-seed and input files (names, sizes, mtimes) is a no-op.
+`run_preprocess(cfg, parts, out)` writes the folder whose format `pipeline.core.preprocessed`
+owns (every file name comes from `PreprocessedData`). It is built through `staged_folder`: a
+temporary sibling folder that replaces `out` only when complete, under the folder's lock, so a
+failed validation (without --skip-bad) leaves nothing behind and a second run is refused. Arrays
+are streamed to disk one image at a time (10,000 full-size photos are 5.9 GB). Re-running with
+the same data config, seed and input files (names, sizes, mtimes) is a no-op.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import struct
-import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..core.artifacts import MANIFEST, atomic_write_json, manifest_hash, read_manifest, write_manifest
-from ..core.config import Config, config_hash
-from ..core.errors import ArtifactError, ConfigError, DatasetError
+from ..core.artifacts import (FolderLock, StageResult, atomic_write_json, check_replaceable, read_manifest,
+                              staged_folder, write_manifest)
 from ..core.classes import CLASS_NAMES, NUM_CLASSES
-from .layout import (BadFile, DatasetParts, Problem, parallel_map, raise_problems, read_label,
-                     read_photo, resolve_workers, scan_dataset, input_fingerprint)
-
-
-
-def _umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+from ..core.config import Config, config_hash
+from ..core.errors import ArtifactError, DatasetError
+from ..core.preprocessed import ARRAY_KINDS, STAGE, PreprocessedData
+from .layout import (BadFile, DatasetParts, Problem, Scan, find_bad_files, input_fingerprint, parallel_map,
+                     raise_problems, read_drop_list, read_label, read_photo, resolve_workers, scan_dataset)
 
 
 # ============================================================================ .npy files by rows
@@ -160,253 +139,263 @@ def _process_pair(task: tuple) -> dict:
     return {"stem": stem, "row": row, "counts": counts, "note": Problem(photo, note) if note else None}
 
 
-def _check_file(task: tuple) -> dict:
-    """Decode one test map ("label") or reference photo ("photo"). For `parallel_map`."""
-    kind, path = task
-    try:
-        if kind == "label":
-            read_label(path)
-        else:
-            read_photo(path)
-    except BadFile as exc:
-        return {"kind": kind, "path": path, "problems": [Problem(path, str(exc))]}
-    return {"kind": kind, "path": path, "problems": []}
-
 
 # ============================================================================ the stage
 @dataclass
-class PreprocessResult:
-    out: Path
-    manifest: dict
-    noop: bool
-    summary: str
+class _Plan:
+    """What the cheap checks decided, before anything is decoded or written."""
+
+    scan: Scan
+    order: dict[str, list[str]]  # split -> stems in row order
+    dropped: list[str]
+    problems: list[Problem]
+    chash: str
+    fingerprint: str
+    start: float
 
 
-def _read_drop_list(path_text: str, cfg: Config) -> tuple[set[str], Path | None]:
-    """Stems listed in data.drop_list (relative to the working folder, else to the config file)."""
-    if not path_text:
-        return set(), None
-    path = Path(path_text)
-    if not path.is_absolute() and not path.is_file() and cfg.source:
-        path = Path(cfg.source).parent / path_text
-    if not path.is_file():
-        raise ConfigError(f"data.drop_list: file {path_text!r} not found "
-                          "(give a text file of stems, one per line)")
-    stems = set()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            stems.add(Path(line).stem)
-    return stems, path.resolve()
+@dataclass
+class _Decoded:
+    """What decoding the training pairs and the test files found."""
+
+    kept: dict[str, list[int]] = field(default_factory=lambda: {"train": [], "val": []})
+    counts: dict = field(default_factory=lambda: {
+        s: {"pixels": np.zeros(NUM_CLASSES, np.int64), "images": np.zeros(NUM_CLASSES, np.int64)}
+        for s in ("train", "val")})
+    converted: list[Problem] = field(default_factory=list)
+    bad_photos: set[str] = field(default_factory=set)  # photos that do not decode: unusable references
+    bad_maps: set[str] = field(default_factory=set)
 
 
-def _check_replaceable(out: Path) -> None:
-    """Refuse to replace a folder that is not a (possibly unfinished) preprocess output."""
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise ArtifactError(f"{out}: exists and is not a folder; choose another --out")
-    if not any(out.iterdir()):
-        return
-    man = out / MANIFEST
-    if man.is_file():
-        try:
-            if json.loads(man.read_text(encoding="utf-8")).get("stage") == "preprocess":
-                return
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            pass
-    elif (out / "index.json").is_file():
-        return  # an unfinished earlier run
-    raise ArtifactError(f"{out}: exists and is not a preprocess output folder; "
-                        "choose another --out or remove it")
+def _fingerprint(cfg: Config, parts: DatasetParts, skip_bad: bool, drop_file: Path | None) -> str:
+    """Identity of everything the output depends on besides the data config: input files
+    (names, sizes, mtimes), seed, --skip-bad and the parts' paths."""
+    rows = input_fingerprint(parts, [drop_file] if drop_file else [])
+    return hashlib.sha256(json.dumps(
+        {"files": rows, "seed": cfg.seed, "skip_bad": skip_bad, "parts": parts.to_dict()},
+        sort_keys=True).encode()).hexdigest()
 
 
 def _up_to_date(out: Path, chash: str, fingerprint: str) -> dict | None:
     try:
-        manifest = read_manifest(out, "preprocess", config_hash=chash)
+        manifest = read_manifest(out, STAGE, config_hash=chash)
     except ArtifactError:
         return None
     return manifest if manifest.get("extra", {}).get("fingerprint") == fingerprint else None
 
 
-def run_preprocess(parts: DatasetParts, out: str | Path, cfg: Config, *, skip_bad: bool = False,
-                   progress: bool = True) -> PreprocessResult:
-    """Validate and preprocess the dataset `parts` into `out` (see the module docstring).
-
-    Raises DatasetError listing the problems (and writes nothing) when files are bad and
-    `skip_bad` is False; with `skip_bad` they are skipped and listed in index.json.
-    """
-    start = time.perf_counter()
-    out = Path(out).resolve()
-    d = cfg.data
-    h, w = d.height, d.width
-    chash = config_hash(cfg, "data")
-    drop, drop_file = _read_drop_list(d.drop_list, cfg)
-    fp_rows = input_fingerprint(parts, [drop_file] if drop_file else [])
-    fingerprint = hashlib.sha256(json.dumps(
-        {"files": fp_rows, "seed": cfg.seed, "skip_bad": skip_bad, "parts": parts.to_dict()},
-        sort_keys=True).encode()).hexdigest()
-    done = _up_to_date(out, chash, fingerprint)
-    if done is not None:
-        s = done["extra"]["splits"]
-        return PreprocessResult(out, done, True, f"preprocess: {out} is up to date (same inputs and "
-                                f"data config: {s['train']} train, {s['val']} val, {s['test']} test); "
-                                "nothing to do")
-    _check_replaceable(out)
-
-    # Cheap checks first: listing, matching, pairing json. Nothing is written if they fail.
+def _plan(cfg: Config, parts: DatasetParts, drop: set[str], skip_bad: bool) -> tuple[Scan, dict, list]:
+    """List and match the dataset, drop listed stems, draw the validation split (seeded).
+    Returns (scan, {split: stems}, dropped stems); DatasetError when the cheap checks fail."""
     scan = scan_dataset(parts)
-    problems = list(scan.problems)
-    if problems and not skip_bad:
-        raise_problems(problems)
+    if scan.problems and not skip_bad:
+        raise_problems(scan.problems)
     candidates = [s for s in scan.train if s not in drop]
     dropped = sorted(set(scan.train) & drop)
     if not candidates:
         raise DatasetError(f"{parts.train_imgs}: no usable training pairs"
                            + (" (all are in data.drop_list)" if dropped else ""))
-    n_val = min(d.val_count, len(candidates) // 4)
+    n_val = min(cfg.data.val_count, len(candidates) // 4)
     rng = np.random.default_rng(cfg.seed)
     val_set = {candidates[i] for i in rng.choice(len(candidates), n_val, replace=False)} if n_val else set()
+    order = {"train": [s for s in candidates if s not in val_set],
+             "val": [s for s in candidates if s in val_set]}
+    return scan, order, dropped
 
-    created = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it private; the result is an ordinary folder
+
+def _decode_pairs(cfg: Config, plan: _Plan, folder: PreprocessedData, progress: bool) -> tuple[_Decoded, dict]:
+    """Decode, check, resize and edge every training pair into the folder's row files.
+    Returns (what was found, {split: {kind: NpyRows}}) with the row files not yet finished."""
+    d, h, w = cfg.data, cfg.data.height, cfg.data.width
+    folder.val_labels_dir.mkdir(parents=True)
+    shapes = {"images": (h, w, 3), "labels": (h, w), "edges": (h, w)}
+    files = {split: {k: NpyRows(folder.array_path(split, k), len(stems), shapes[k]) for k in ARRAY_KINDS}
+             for split, stems in plan.order.items()}
+    tasks = []
+    for split, stems in plan.order.items():
+        specs = {k: f.spec() for k, f in files[split].items()}
+        for row, s in enumerate(stems):
+            copy = str(folder.val_labels_dir / f"{s}.png") if split == "val" else None
+            photo, label = plan.scan.train[s]
+            tasks.append((s, str(photo), str(label), h, w, d.canny_low, d.canny_high, copy, row, specs))
+    tasks.sort(key=lambda t: t[0])  # decode in name order (directory order on disk)
+    val_set = set(plan.order["val"])
+    found = _Decoded()
+    for r in parallel_map(_process_pair, tasks, d.workers, "preprocess", progress):
+        if "problems" in r:
+            plan.problems += r["problems"]
+            found.bad_photos.update(r["undecodable"])
+            continue
+        split = "val" if r["stem"] in val_set else "train"
+        found.kept[split].append(r["row"])
+        found.counts[split]["pixels"] += r["counts"]
+        found.counts[split]["images"] += r["counts"] > 0
+        if r["note"]:
+            found.converted.append(r["note"])
+    _close_maps()
+    return found, files
+
+
+def _check_test_files(cfg: Config, plan: _Plan, found: _Decoded, parts: DatasetParts, progress: bool) -> None:
+    """Decode the test maps and the reference photos that are not training pairs."""
+    decoded = {str(plan.scan.train[s][0]) for split in plan.order.values() for s in split}
+    refs = sorted({str(parts.train_imgs / v) for v in plan.scan.pairs.values()} - decoded)
+    checks = [("label", str(p)) for p in plan.scan.test_maps.values()] + [("photo", r) for r in refs]
+    bad = find_bad_files(checks, cfg.data.workers, "check test maps", progress)
+    for kind, path in checks:
+        if path in bad:
+            plan.problems += bad[path]
+            (found.bad_maps if kind == "label" else found.bad_photos).add(path)
+
+
+def _finish_arrays(plan: _Plan, found: _Decoded, files: dict, folder: PreprocessedData) -> dict[str, list[str]]:
+    """Compact the row files to the kept rows; drop the val maps of skipped pairs; return the
+    stems of each split."""
+    stems = {}
+    for split in ("train", "val"):
+        rows = sorted(found.kept[split])
+        for f in files[split].values():
+            f.finish(rows)
+        stems[split] = [plan.order[split][i] for i in rows]
+    for stale in set(plan.order["val"]) - set(stems["val"]):  # val maps whose pair was skipped
+        (folder.val_labels_dir / f"{stale}.png").unlink(missing_ok=True)
+    return stems
+
+
+def _write_test_part(plan: _Plan, found: _Decoded, parts: DatasetParts, folder: PreprocessedData,
+                     out: Path) -> tuple[dict[str, str], Path | None]:
+    """Keep the test maps that decode and whose reference is usable: (pairs, maps folder)."""
+    if parts.test_labels is None:
+        return {}, None
+    scan, test_pairs = plan.scan, {}
+    for name, ref in scan.pairs.items():
+        if str(scan.test_maps[name]) in found.bad_maps:
+            continue
+        if str(parts.train_imgs / ref) in found.bad_photos:
+            plan.problems.append(Problem(str(scan.test_maps[name]),
+                                         f"its reference photo {ref} is unusable (see above)"))
+            continue
+        test_pairs[name] = ref
+    test_pairs = dict(sorted(test_pairs.items()))
+    if not test_pairs:
+        raise DatasetError(f"{parts.test_labels}: no usable test maps left after skipping bad files")
+    labels_dir = parts.test_labels
+    if len(test_pairs) < len(scan.test_maps):  # skipped maps: a folder of exactly the usable ones
+        folder.test_labels_dir.mkdir(parents=True)
+        for name in test_pairs:
+            shutil.copy2(scan.test_maps[name], folder.test_labels_dir / name)
+        labels_dir = PreprocessedData.at(out).test_labels_dir
+    atomic_write_json(folder.pairs_path("test"), test_pairs)
+    return test_pairs, labels_dir
+
+
+def _write_val_pairs(cfg: Config, plan: _Plan, stems: dict, folder: PreprocessedData) -> None:
+    """Validation references: drawn from the train split only, seeded."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    names = [plan.scan.train[s][0].name for s in stems["train"]]
+    pairs = {f"{s}.png": names[int(rng.integers(len(names)))] for s in stems["val"]}
+    atomic_write_json(folder.pairs_path("val"), dict(sorted(pairs.items())))
+
+
+def _write_index(cfg: Config, plan: _Plan, found: _Decoded, parts: DatasetParts, folder: PreprocessedData,
+                 stems: dict, test: tuple[dict, Path | None]) -> dict:
+    """index.json, class_stats.json, then the manifest (last); return the manifest."""
+    test_pairs, test_labels_dir = test
+    paths = {"train_imgs": str(parts.train_imgs), "train_labels": str(parts.train_labels),
+             "test_labels": str(test_labels_dir) if test_labels_dir else None,
+             "pairs": str(parts.pairs) if parts.pairs else None}
+    atomic_write_json(folder.index_path, {
+        "train": stems["train"], "val": stems["val"], "test": list(test_pairs),
+        "skipped": [p.to_dict() for p in plan.problems], "dropped": plan.dropped,
+        "converted": [p.to_dict() for p in found.converted], "paths": paths})
+    atomic_write_json(folder.class_stats_path, {
+        "classes": list(CLASS_NAMES),
+        **{s: {k: [int(v) for v in found.counts[s][k]] for k in ("pixels", "images")} for s in ("train", "val")},
+    })
+    splits = {"train": len(stems["train"]), "val": len(stems["val"]), "test": len(test_pairs)}
+    d = cfg.data
+    return write_manifest(
+        folder.root, STAGE, config_hash=plan.chash, inputs=parts.upstream_inputs(), counts=splits,
+        hash_files=False,
+        extra={"height": d.height, "width": d.width, "num_classes": NUM_CLASSES, "paths": paths,
+               "splits": splits, "seed": cfg.seed, "fingerprint": plan.fingerprint,
+               "skipped": len(plan.problems), "converted": len(found.converted), "dropped": len(plan.dropped),
+               "workers": resolve_workers(d.workers), "seconds": round(time.perf_counter() - plan.start, 3)},
+    )
+
+
+def _build(cfg: Config, plan: _Plan, parts: DatasetParts, tmp: Path, out: Path, skip_bad: bool,
+           progress: bool) -> dict:
+    """Write the whole preprocessed folder into `tmp` (to become `out`); return its manifest."""
+    folder = PreprocessedData.at(tmp)
     try:
-        (stage / "val" / "labels").mkdir(parents=True)
-        order = {"train": [s for s in candidates if s not in val_set],
-                 "val": [s for s in candidates if s in val_set]}
-        files = {split: {k: NpyRows(stage / f"{split}_{k}.npy", len(order[split]), shape)
-                         for k, shape in (("images", (h, w, 3)), ("labels", (h, w)), ("edges", (h, w)))}
-                 for split in order}
-        tasks = []
-        for split, split_stems in order.items():
-            specs = {k: f.spec() for k, f in files[split].items()}
-            for row, s in enumerate(split_stems):
-                copy = str(stage / "val" / "labels" / f"{s}.png") if split == "val" else None
-                tasks.append((s, str(scan.train[s][0]), str(scan.train[s][1]), h, w, d.canny_low,
-                              d.canny_high, copy, row, specs))
-        tasks.sort(key=lambda t: t[0])  # decode in name order (directory order on disk)
-        kept = {"train": [], "val": []}
-        counts = {s: {"pixels": np.zeros(NUM_CLASSES, np.int64), "images": np.zeros(NUM_CLASSES, np.int64)}
-                  for s in ("train", "val")}
-        converted: list[Problem] = []
-        bad_photos: set[str] = set()  # photos that do not decode: unusable as style references
-        for r in parallel_map(_process_pair, tasks, d.workers, "preprocess", progress):
-            if "problems" in r:
-                problems += r["problems"]
-                bad_photos.update(r["undecodable"])
-                continue
-            split = "val" if r["stem"] in val_set else "train"
-            kept[split].append(r["row"])
-            counts[split]["pixels"] += r["counts"]
-            counts[split]["images"] += r["counts"] > 0
-            if r["note"]:
-                converted.append(r["note"])
+        found, files = _decode_pairs(cfg, plan, folder, progress)
+        _check_test_files(cfg, plan, found, parts, progress)
+    finally:
         _close_maps()
+    if plan.problems and not skip_bad:
+        raise_problems(plan.problems)
+    if not found.kept["train"]:
+        raise DatasetError(f"{parts.train_imgs}: no usable training pairs left after skipping bad files")
+    stems = _finish_arrays(plan, found, files, folder)
+    test = _write_test_part(plan, found, parts, folder, out)
+    _write_val_pairs(cfg, plan, stems, folder)
+    return _write_index(cfg, plan, found, parts, folder, stems, test)
 
-        # Test maps and the reference photos that are not training pairs: decode-check them too.
-        decoded = {str(scan.train[s][0]) for s in candidates}
-        refs = sorted({str(parts.train_imgs / v) for v in scan.pairs.values()} - decoded)
-        checks = [("label", str(p)) for p in scan.test_maps.values()] + [("photo", r) for r in refs]
-        bad_maps = set()
-        for r in parallel_map(_check_file, checks, d.workers, "check test maps", progress):
-            problems += r["problems"]
-            if r["problems"]:
-                (bad_maps if r["kind"] == "label" else bad_photos).add(r["path"])
-        if problems and not skip_bad:
-            raise_problems(problems)
-        if not kept["train"]:
-            raise DatasetError(f"{parts.train_imgs}: no usable training pairs left after skipping bad files")
-        stems = {}
-        for split in ("train", "val"):
-            rows = sorted(kept[split])
-            for f in files[split].values():
-                f.finish(rows)
-            stems[split] = [order[split][i] for i in rows]
 
-        # Test part: keep maps that decode and whose reference photo is usable.
-        test_pairs, test_labels_dir = {}, parts.test_labels
-        if parts.test_labels is not None:
-            for name, ref in scan.pairs.items():
-                ref_path = str(parts.train_imgs / ref)
-                if str(scan.test_maps[name]) in bad_maps:
-                    continue
-                if ref_path in bad_photos:
-                    problems.append(Problem(str(scan.test_maps[name]),
-                                            f"its reference photo {ref} is unusable (see above)"))
-                    continue
-                test_pairs[name] = ref
-            test_pairs = dict(sorted(test_pairs.items()))
-            if not test_pairs:
-                raise DatasetError(f"{parts.test_labels}: no usable test maps left after skipping bad files")
-            if len(test_pairs) < len(scan.test_maps):  # skipped maps: a folder of exactly the usable ones
-                (stage / "test" / "labels").mkdir(parents=True)
-                for name in test_pairs:
-                    shutil.copy2(scan.test_maps[name], stage / "test" / "labels" / name)
-                test_labels_dir = out / "test" / "labels"
-            atomic_write_json(stage / "test_pairs.json", test_pairs)
+def _remove_created(created: list[Path], out: Path) -> None:
+    """After a failure: remove the parent folders this run created (and the lock file it left
+    in the deepest one), so that a refused run leaves nothing behind."""
+    if not created:
+        return
+    FolderLock(out, STAGE).path.unlink(missing_ok=True)  # ours: its folder did not exist before this run
+    for p in created:  # deepest first
+        try:
+            p.rmdir()
+        except OSError:
+            break
 
-        # Validation references: drawn from the train split only, seeded.
-        ref_rng = np.random.default_rng([cfg.seed, 1])
-        train_photo_names = [scan.train[s][0].name for s in stems["train"]]
-        val_pairs = {f"{s}.png": train_photo_names[int(ref_rng.integers(len(train_photo_names)))]
-                     for s in stems["val"]}
-        for stale in set(val_set) - set(stems["val"]):  # val maps whose pair was skipped
-            (stage / "val" / "labels" / f"{stale}.png").unlink(missing_ok=True)
-        atomic_write_json(stage / "val_pairs.json", dict(sorted(val_pairs.items())))
 
-        paths = {"train_imgs": str(parts.train_imgs), "train_labels": str(parts.train_labels),
-                 "test_labels": str(test_labels_dir) if test_labels_dir else None,
-                 "pairs": str(parts.pairs) if parts.pairs else None}
-        index = {"train": stems["train"], "val": stems["val"], "test": list(test_pairs),
-                 "skipped": [p.to_dict() for p in problems], "dropped": dropped,
-                 "converted": [p.to_dict() for p in converted], "paths": paths}
-        atomic_write_json(stage / "index.json", index)
-        atomic_write_json(stage / "class_stats.json", {
-            "classes": list(CLASS_NAMES),
-            **{s: {k: [int(v) for v in counts[s][k]] for k in ("pixels", "images")}
-               for s in ("train", "val")},
-        })
-        splits = {"train": len(stems["train"]), "val": len(stems["val"]), "test": len(test_pairs)}
-        inputs = {}
-        if parts.root is not None and (parts.root / MANIFEST).is_file():
-            try:
-                upstream = json.loads((parts.root / MANIFEST).read_text(encoding="utf-8"))
-                if upstream.get("stage") == "sample-data":
-                    inputs["sample-data"] = manifest_hash(parts.root)
-            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-                pass
-        manifest = write_manifest(
-            stage, "preprocess", config_hash=chash, inputs=inputs, counts=splits, hash_files=False,
-            extra={"height": h, "width": w, "num_classes": NUM_CLASSES, "paths": paths, "splits": splits,
-                   "seed": cfg.seed, "fingerprint": fingerprint, "skipped": len(problems),
-                   "workers": resolve_workers(d.workers), "seconds": round(time.perf_counter() - start, 3)},
-        )
-        # Swap the finished folder into place.
-        trash = None
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            out.rename(trash / "old")
-        stage.rename(out)
-        if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
-    except BaseException:
-        _close_maps()
-        shutil.rmtree(stage, ignore_errors=True)
-        for p in created:  # leave no empty folders behind either
-            try:
-                p.rmdir()
-            except OSError:
-                break
-        raise
+def _summary(out: Path, manifest: dict, up_to_date: bool) -> list[str]:
+    extra, s = manifest["extra"], manifest["extra"]["splits"]
+    if up_to_date:
+        return [f"preprocess: {out} is up to date (same inputs and data config: {s['train']} train, "
+                f"{s['val']} val, {s['test']} test); nothing to do"]
     note = ""
-    if problems:
-        note += f"; skipped {len(problems)} bad file(s), listed in {out / 'index.json'}"
-    if converted:
-        note += f"; converted {len(converted)} non-RGB photo(s)"
-    if dropped:
-        note += f"; dropped {len(dropped)} (data.drop_list)"
-    summary = (f"preprocess: {splits['train']} train + {splits['val']} val pairs at {w}x{h}, "
-               f"{splits['test']} test maps -> {out}{note}")
-    return PreprocessResult(out, manifest, False, summary)
+    if extra.get("skipped"):
+        note += f"; skipped {extra['skipped']} bad file(s), listed in {PreprocessedData.at(out).index_path}"
+    if extra.get("converted"):
+        note += f"; converted {extra['converted']} non-RGB photo(s)"
+    if extra.get("dropped"):
+        note += f"; dropped {extra['dropped']} (data.drop_list)"
+    return [f"preprocess: {s['train']} train + {s['val']} val pairs at {extra['width']}x{extra['height']}, "
+            f"{s['test']} test maps -> {out}{note}"]
+
+
+def run_preprocess(cfg: Config, parts: DatasetParts, out: str | Path, *, skip_bad: bool = False,
+                   progress: bool = True) -> StageResult:
+    """Validate and preprocess the dataset `parts` into the folder `out`.
+
+    Returns StageResult(manifest, summary lines, up_to_date). Raises DatasetError listing the
+    problems (and writes nothing) when files are bad and `skip_bad` is False; with `skip_bad`
+    they are skipped and listed in index.json. Refuses (ArtifactError) an `out` that is not a
+    preprocess folder or that another run is writing.
+    """
+    start = time.perf_counter()
+    out = Path(out).resolve()
+    drop, drop_file = read_drop_list(cfg.data.drop_list, cfg.source)
+    fingerprint, chash = _fingerprint(cfg, parts, skip_bad, drop_file), config_hash(cfg, "data")
+    done = _up_to_date(out, chash, fingerprint)
+    if done is not None:
+        return StageResult(done, _summary(out, done, True), up_to_date=True)
+    check_replaceable(out, STAGE)
+    scan, order, dropped = _plan(cfg, parts, drop, skip_bad)  # cheap checks: nothing written if they fail
+    plan = _Plan(scan, order, dropped, list(scan.problems), chash, fingerprint, start)
+    created = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
+    try:
+        with staged_folder(out, stage=STAGE) as tmp:
+            manifest = _build(cfg, plan, parts, tmp, out, skip_bad, progress)
+    except BaseException:
+        _remove_created(created, out)
+        raise
+    return StageResult(manifest, _summary(out, manifest, False))

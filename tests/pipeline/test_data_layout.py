@@ -24,7 +24,7 @@ def data(tmp_path):
 
 def preprocess(data, tmp_path, skip_bad=False, **kw):
     out = tmp_path / "artifacts" / "data" / "x"
-    res = run_preprocess(DatasetParts.find(data, **kw), out, tiny_config(), skip_bad=skip_bad, progress=False)
+    res = run_preprocess(tiny_config(), DatasetParts.find(data, **kw), out, skip_bad=skip_bad, progress=False)
     return out, res
 
 
@@ -40,7 +40,7 @@ def expect_failure(data, tmp_path, *needles, **kw):
     out, res = preprocess(data, tmp_path, skip_bad=True, **kw)
     skipped = json.loads((out / "index.json").read_text())["skipped"]
     assert any(needles[0] in s["file"] + ": " + s["reason"] for s in skipped), skipped
-    assert "skipped" in res.summary
+    assert "skipped" in res.summary[0]
     return msg, json.loads((out / "index.json").read_text())
 
 
@@ -132,7 +132,7 @@ def test_grey_and_cmyk_photos_are_converted(data, tmp_path):
     index = json.loads((out / "index.json").read_text())
     notes = {os.path.basename(c["file"]): c["reason"] for c in index["converted"]}
     assert "grey photo" in notes["img1.jpg"] and "CMYK photo" in notes["img2.jpg"]
-    assert index["skipped"] == [] and "converted 2" in res.summary
+    assert index["skipped"] == [] and "converted 2" in res.summary[0]
 
 
 def test_duplicate_stems(data, tmp_path):
@@ -155,7 +155,7 @@ def test_pairs_not_json(data, tmp_path):
 
 @pytest.mark.parametrize("pairs, needle", [
     ({"t0.png": "img0.jpg", "t1.png": "img1.jpg", "t2.png": "img2.jpg", "t9.png": "img1.jpg"},
-     "'t9.png' names a label map that is not in the test maps folder"),
+     "'t9.png' names a label map that is not in the label maps folder"),
     ({"t0.png": "img0.jpg", "t1.png": "nope.jpg", "t2.png": "img2.jpg"},
      "'t1.png' -> 'nope.jpg': no such photo"),
     ({"t0.png": "img0.jpg", "t1.png": "../imgs/img1.jpg", "t2.png": "img2.jpg"},

@@ -31,8 +31,8 @@ def sample(tmp_path_factory):
 def test_outputs_follow_the_contract(sample, tmp_path):
     cfg = tiny_config()
     out = tmp_path / "pp"
-    res = run_preprocess(DatasetParts.find(sample), out, cfg, progress=False)
-    assert not res.noop
+    res = run_preprocess(cfg, DatasetParts.find(sample), out, progress=False)
+    assert not res.up_to_date
     man = read_manifest(out, "preprocess", config_hash=config_hash(cfg, "data"))
     extra = man["extra"]
     assert (extra["height"], extra["width"], extra["num_classes"]) == (32, 48, 29)
@@ -74,17 +74,17 @@ def test_outputs_follow_the_contract(sample, tmp_path):
 def test_rerun_is_a_noop_until_inputs_or_config_change(sample, tmp_path):
     cfg = tiny_config()
     out = tmp_path / "pp"
-    run_preprocess(DatasetParts.find(sample), out, cfg, progress=False)
+    run_preprocess(cfg, DatasetParts.find(sample), out, progress=False)
     before = (out / "manifest.json").read_bytes()
-    again = run_preprocess(DatasetParts.find(sample), out, cfg, progress=False)
-    assert again.noop and "up to date" in again.summary
+    again = run_preprocess(cfg, DatasetParts.find(sample), out, progress=False)
+    assert again.up_to_date and "up to date" in again.summary[0]
     assert (out / "manifest.json").read_bytes() == before
-    changed = run_preprocess(DatasetParts.find(sample), out, tiny_config(canny_low=50), progress=False)
-    assert not changed.noop
+    changed = run_preprocess(tiny_config(canny_low=50), DatasetParts.find(sample), out, progress=False)
+    assert not changed.up_to_date
     # a touched input file (new mtime) makes it run again
     label = next((sample / "train/labels").iterdir())
     os.utime(label, ns=(time.time_ns(), time.time_ns() + 10**9))
-    assert not run_preprocess(DatasetParts.find(sample), out, tiny_config(canny_low=50), progress=False).noop
+    assert not run_preprocess(tiny_config(canny_low=50), DatasetParts.find(sample), out, progress=False).up_to_date
 
 
 def test_split_is_deterministic_and_seeded(sample, tmp_path):
@@ -92,7 +92,7 @@ def test_split_is_deterministic_and_seeded(sample, tmp_path):
         cfg = tiny_config()
         import dataclasses
         cfg = dataclasses.replace(cfg, seed=seed)
-        run_preprocess(DatasetParts.find(sample), tmp_path / name, cfg, progress=False)
+        run_preprocess(cfg, DatasetParts.find(sample), tmp_path / name, progress=False)
         return json.loads((tmp_path / name / "index.json").read_text())["val"]
 
     assert val_of(0, "a") == val_of(0, "b")
@@ -100,8 +100,8 @@ def test_split_is_deterministic_and_seeded(sample, tmp_path):
 
 
 def test_parallel_decoding_gives_the_same_arrays(sample, tmp_path):
-    run_preprocess(DatasetParts.find(sample), tmp_path / "one", tiny_config(), progress=False)
-    run_preprocess(DatasetParts.find(sample), tmp_path / "two", tiny_config(workers=2), progress=False)
+    run_preprocess(tiny_config(), DatasetParts.find(sample), tmp_path / "one", progress=False)
+    run_preprocess(tiny_config(workers=2), DatasetParts.find(sample), tmp_path / "two", progress=False)
     for name in ("train_images", "train_labels", "train_edges", "val_images"):
         assert np.array_equal(np.load(tmp_path / f"one/{name}.npy"), np.load(tmp_path / f"two/{name}.npy"))
 
@@ -111,13 +111,13 @@ def test_drop_list_and_val_count_clamp(tmp_path):
     drop = tmp_path / "drop.txt"
     drop.write_text("# dirty images\nimg1\nimg2.jpg\n")
     out = tmp_path / "pp"
-    res = run_preprocess(DatasetParts.find(data), out, tiny_config(drop_list=str(drop), val_count=50),
+    res = run_preprocess(tiny_config(drop_list=str(drop), val_count=50), DatasetParts.find(data), out,
                          progress=False)
     index = json.loads((out / "index.json").read_text())
-    assert index["dropped"] == ["img1", "img2"] and "dropped 2" in res.summary
+    assert index["dropped"] == ["img1", "img2"] and "dropped 2" in res.summary[0]
     assert len(index["val"]) == 1 and len(index["train"]) == 5  # val clamped to a quarter of 6
     with pytest.raises(ConfigError, match="data.drop_list"):
-        run_preprocess(DatasetParts.find(data), out, tiny_config(drop_list="missing.txt"), progress=False)
+        run_preprocess(tiny_config(drop_list="missing.txt"), DatasetParts.find(data), out, progress=False)
 
 
 def test_refuses_to_replace_a_foreign_folder(tmp_path):
@@ -125,8 +125,8 @@ def test_refuses_to_replace_a_foreign_folder(tmp_path):
     out = tmp_path / "precious"
     out.mkdir()
     (out / "thesis.txt").write_text("do not delete")
-    with pytest.raises(ArtifactError, match="not a preprocess output"):
-        run_preprocess(DatasetParts.find(data), out, tiny_config(), progress=False)
+    with pytest.raises(ArtifactError, match="only replaces its own folders"):
+        run_preprocess(tiny_config(), DatasetParts.find(data), out, progress=False)
     assert (out / "thesis.txt").exists()
 
 
@@ -135,7 +135,7 @@ def test_resizes_labels_with_nearest_and_photos_to_training_size(tmp_path):
     (data / "test/label_to_img.json").unlink()
     (data / "test/labels").rmdir()
     out = tmp_path / "pp"
-    run_preprocess(DatasetParts.find(data), out, tiny_config(val_count=0), progress=False)
+    run_preprocess(tiny_config(val_count=0), DatasetParts.find(data), out, progress=False)
     labs = np.load(out / "train_labels.npy")
     assert labs.shape == (4, 32, 48)
     for i, stem in enumerate(json.loads((out / "index.json").read_text())["train"]):
@@ -169,7 +169,7 @@ def test_skipped_pairs_leave_no_holes(tmp_path):
     for i in (2, 5):
         (data / f"train/imgs/img{i}.jpg").write_bytes(b"broken")
     out = tmp_path / "pp"
-    run_preprocess(DatasetParts.find(data), out, tiny_config(val_count=0), skip_bad=True, progress=False)
+    run_preprocess(tiny_config(val_count=0), DatasetParts.find(data), out, skip_bad=True, progress=False)
     index = json.loads((out / "index.json").read_text())
     assert index["train"] == ["img0", "img1", "img3", "img4", "img6", "img7"]
     labs = np.load(out / "train_labels.npy")
@@ -182,7 +182,7 @@ def test_grey_photo_with_palette_label_end_to_end(tmp_path):
     data = make_dataset(tmp_path / "d", n_train=4, n_test=1)
     Image.fromarray(np.full((48, 64), 90, np.uint8)).save(data / "train/imgs/img0.jpg")
     out = tmp_path / "pp"
-    run_preprocess(DatasetParts.find(data), out, tiny_config(val_count=0), progress=False)
+    run_preprocess(tiny_config(val_count=0), DatasetParts.find(data), out, progress=False)
     index = json.loads((out / "index.json").read_text())
     row = index["train"].index("img0")
     img = np.load(out / "train_images.npy")[row]
