@@ -24,6 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
+from pipeline.core.config import load_config
+
+from .fit_segformer import build_model, make_processor
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,7 +61,7 @@ def make_folders(work: Path, n_gen: int, n_train: int, seed: int, env: dict) -> 
     return a, b, sample
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "demo.toml"))
     ap.add_argument("--generated", help="folder A (default: built-in sample photos)")
@@ -66,10 +72,52 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--fid-weights", default="", help="default: the config's evaluate.fid_weights")
     ap.add_argument("--segformer", default="", help="SegFormer folder for the whole-evaluate timing")
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "bench" / "evaluation.json"))
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    from pipeline.core.config import load_config
 
+def _fid_timings(args, a: Path, b: Path, weights: Path, cache: Path, work: Path, env: dict) -> dict:
+    """torch-fidelity's CLI, then ours with a cold and a warm statistics cache: seconds and FIDs."""
+    theirs_cmd = [_bin("fidelity"), "--fid", "--input1", str(a), "--input2", str(b),
+                  "--feature-extractor-weights-path", str(weights), "--no-cache", "--json", "--silent"]
+    theirs_cmd += ["--cpu"] if args.device == "cpu" else ["--gpu", "0"]
+    t_theirs, out = _run(theirs_cmd, env)
+    fid_theirs = json.loads(out[out.index("{"): out.rindex("}") + 1])["frechet_inception_distance"]
+    ours_cmd = [_bin("landscape"), "evaluate", "--generated", str(a), "--train-photos", str(b),
+                "--out", str(work / "eval_fid"), "--config", args.config, "--device", args.device,
+                "--quiet", "--allow-any-size", "--set", 'evaluate.metrics=["fid"]',
+                "--set", f'evaluate.cache_dir="{cache}"', "--set", f'evaluate.fid_weights="{weights}"']
+    t_ours, _ = _run(ours_cmd, env)
+    t_cached, _ = _run(ours_cmd, env)
+    fid_ours = json.loads((work / "eval_fid" / "scores.json").read_text())["terms"]["fid"]
+    return {
+        "torch_fidelity_cli_seconds": round(t_theirs, 2),
+        "ours_fid_seconds": round(t_ours, 2),
+        "ratio_ours_over_torch_fidelity": round(t_ours / t_theirs, 3),
+        "goal_ratio": 1.0,
+        "ours_fid_cached_statistics_seconds": round(t_cached, 2),
+        "fid_ours": fid_ours,
+        "fid_torch_fidelity": fid_theirs,
+        "fid_abs_difference": abs(fid_ours - fid_theirs),
+    }
+
+
+def _print(r: dict, out_path: Path) -> None:
+    n_a, n_b = r["images"]["generated"], r["images"]["train_photos"]
+    print(f"FID on {n_a} vs {n_b} images ({r['device']}):")
+    print(f"  torch-fidelity CLI     {r['torch_fidelity_cli_seconds']:7.2f} s   FID {r['fid_torch_fidelity']:.4f}")
+    print(f"  ours (cold cache)      {r['ours_fid_seconds']:7.2f} s   FID {r['fid_ours']:.4f}"
+          f"   ratio {r['ratio_ours_over_torch_fidelity']:.3f} (goal <= 1.0)")
+    print(f"  ours (cached stats)    {r['ours_fid_cached_statistics_seconds']:7.2f} s")
+    print(f"  |FID difference|       {r['fid_abs_difference']:.2e}")
+    if "whole_evaluate_images" in r:
+        print(f"  whole evaluate: {r['whole_evaluate_images']} images in {r['whole_evaluate_seconds']:.2f} s"
+              f" = {r['whole_evaluate_images_per_second']:.2f} images/s (whole process), in-process"
+              f" {r['whole_evaluate_in_process_images_per_second']:.2f} images/s; segformer: {r['segformer']}")
+    print(f"wrote {out_path}")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = _parse(argv)
     cfg = load_config(args.config)
     weights = Path(args.fid_weights or cfg.evaluate.fid_weights)
     if not weights.is_file():
@@ -81,55 +129,18 @@ def main(argv: list[str] | None = None) -> dict:
             a, b, sample = Path(args.generated), Path(args.train_photos), None
         else:
             a, b, sample = make_folders(work, args.n_gen, args.n_train, 0, env)
-        n_a = len(list(a.glob("*.jpg")))
-        n_b = len(list(b.glob("*.jpg")))
-        theirs_cmd = [_bin("fidelity"), "--fid", "--input1", str(a), "--input2", str(b),
-                      "--feature-extractor-weights-path", str(weights), "--no-cache", "--json", "--silent"]
-        theirs_cmd += ["--cpu"] if args.device == "cpu" else ["--gpu", "0"]
-        t_theirs, out = _run(theirs_cmd, env)
-        fid_theirs = json.loads(out[out.index("{"): out.rindex("}") + 1])["frechet_inception_distance"]
-
         cache = work / "cache"
-        ours_cmd = [_bin("landscape"), "evaluate", "--generated", str(a), "--train-photos", str(b),
-                    "--out", str(work / "eval_fid"), "--config", args.config, "--device", args.device,
-                    "--quiet", "--set", 'evaluate.metrics=["fid"]', "--set", f'evaluate.cache_dir="{cache}"',
-                    "--set", f'evaluate.fid_weights="{weights}"']
-        t_ours, _ = _run(ours_cmd, env)
-        t_cached, _ = _run(ours_cmd, env)
-        fid_ours = json.loads((work / "eval_fid" / "scores.json").read_text())["terms"]["fid"]
-
-        whole = {}
+        result = {"device": args.device,
+                  "images": {"generated": len(list(a.glob("*.jpg"))), "train_photos": len(list(b.glob("*.jpg")))},
+                  "fid_weights": str(weights), **_fid_timings(args, a, b, weights, cache, work, env)}
         if sample is not None:
-            whole = _whole_evaluate(args, cfg, work, a, b, sample, weights, cache, env)
-        result = {
-            "device": args.device,
-            "images": {"generated": n_a, "train_photos": n_b},
-            "fid_weights": str(weights),
-            "torch_fidelity_cli_seconds": round(t_theirs, 2),
-            "ours_fid_seconds": round(t_ours, 2),
-            "ratio_ours_over_torch_fidelity": round(t_ours / t_theirs, 3),
-            "goal_ratio": 1.0,
-            "ours_fid_cached_statistics_seconds": round(t_cached, 2),
-            "fid_ours": fid_ours,
-            "fid_torch_fidelity": fid_theirs,
-            "fid_abs_difference": abs(fid_ours - fid_theirs),
-            **whole,
-        }
+            result.update(_whole_evaluate(args, cfg, work, a, b, sample, weights, cache, env))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"FID on {n_a} vs {n_b} images ({args.device}):")
-    print(f"  torch-fidelity CLI     {t_theirs:7.2f} s   FID {fid_theirs:.4f}")
-    print(f"  ours (cold cache)      {t_ours:7.2f} s   FID {fid_ours:.4f}   ratio {t_ours / t_theirs:.3f} (goal <= 1.0)")
-    print(f"  ours (cached stats)    {t_cached:7.2f} s")
-    print(f"  |FID difference|       {abs(fid_ours - fid_theirs):.2e}")
-    if whole:
-        print(f"  whole evaluate: {whole['whole_evaluate_images']} images in {whole['whole_evaluate_seconds']:.2f} s"
-              f" = {whole['whole_evaluate_images_per_second']:.2f} images/s (whole process), in-process"
-              f" {whole['whole_evaluate_in_process_images_per_second']:.2f} images/s; segformer: {whole['segformer']}")
-    print(f"wrote {out_path}")
+    _print(result, out_path)
     return result
 
 
@@ -145,10 +156,6 @@ def _whole_evaluate(args, cfg, work: Path, a: Path, b: Path, sample: Path, weigh
     (work / "pairs.json").write_text(json.dumps(pairs))
     seg = args.segformer
     if not seg:
-        import torch
-
-        from .fit_segformer import build_model, make_processor
-
         torch.manual_seed(0)
         seg = str(work / "segformer-random")
         build_model(cfg).save_pretrained(seg)
@@ -156,6 +163,7 @@ def _whole_evaluate(args, cfg, work: Path, a: Path, b: Path, sample: Path, weigh
     cmd = [_bin("landscape"), "evaluate", "--generated", str(a), "--labels", str(labels),
            "--pairs", str(work / "pairs.json"), "--refs", str(b), "--train-photos", str(b),
            "--out", str(work / "eval_all"), "--config", args.config, "--device", args.device, "--quiet",
+           "--allow-any-size",
            "--set", f'evaluate.segformer="{seg}"', "--set", f'evaluate.cache_dir="{cache}"',
            "--set", f'evaluate.fid_weights="{weights}"']
     t, _ = _run(cmd, env)

@@ -1,7 +1,8 @@
-"""Subcommands of `landscape` for this package (collected by `pipeline.cli`).
+"""Subcommands of `landscape` for this package (collected by `pipeline.core.cli`).
 
-Each command only reads its options and config, then calls `run_<stage>`; torch and
-transformers are imported inside the commands so `landscape --help` stays instant.
+Each command only reads its options and config, calls `run_<stage>` and prints the result's
+summary. The stage modules are imported inside the commands: they load torch, transformers and
+OpenCV, and `landscape --help` must stay instant.
 """
 
 from __future__ import annotations
@@ -12,6 +13,17 @@ from pipeline.core.cli import config_options
 
 _dir = click.Path(file_okay=False)
 _file = click.Path(dir_okay=False)
+
+
+def echo_summary(lines: list[str]) -> None:
+    """Print a stage's summary: "warning: ..." lines red on stderr, "note: ..." yellow, the rest plain."""
+    for line in lines:
+        if line.startswith("warning:"):
+            click.secho(line, fg="red", bold=True, err=True)
+        elif line.startswith("note:"):
+            click.secho(line, fg="yellow")
+        else:
+            click.echo(line)
 
 
 @click.command("evaluate")
@@ -29,45 +41,39 @@ _file = click.Path(dir_okay=False)
               help="Training photos folder (FID statistics; cached).")
 @click.option("--out", "out_dir", required=True, type=_dir,
               help="Output folder, e.g. artifacts/eval/<exp>/<split>.")
+@click.option("--allow-any-size", is_flag=True,
+              help="Score generated images of any size (a foreign folder); by default they must be"
+              " 512x384 like a submission.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @config_options
 def evaluate(generated, data_dir, split, labels_dir, pairs_json, refs_dir, train_photos_dir,
-             out_dir, quiet, cfg):
+             out_dir, allow_any_size, quiet, cfg):
     """Score generated images: mask accuracy, style, aesthetic, FID and the A-board score;
     writes scores.json, per_image.csv, report.html."""
-    from .evaluate import resolve_inputs, run_evaluate
-    from .summary import summary_lines
+    from .evaluate import run_evaluate
+    from .inputs import resolve_inputs
 
     inputs = resolve_inputs(generated, data_dir=data_dir, split=split, labels_dir=labels_dir,
                             pairs_json=pairs_json, refs_dir=refs_dir, train_photos_dir=train_photos_dir)
-    scores = run_evaluate(cfg, inputs, out_dir, progress=not quiet, log=click.echo)
-    for line in summary_lines(scores):
-        click.echo(line)
-    if scores["stand_in"]:
-        click.secho(scores["warning"], fg="red", bold=True, err=True)
-    click.echo(f"wrote {out_dir}/scores.json, per_image.csv, report.html")
+    result = run_evaluate(cfg, inputs, out_dir, progress=not quiet, allow_any_size=allow_any_size,
+                          log=click.echo)
+    echo_summary(result.summary)
 
 
 @click.command("fit-segformer")
 @click.option("--data", "data_dir", required=True, type=_dir,
               help="Preprocessed folder artifacts/data/<id> (train/val photos and labels).")
 @click.option("--out", "out_dir", required=True, type=_dir,
-              help="Folder to save the SegFormer in (e.g. weights/segformer).")
+              help="Folder to save the SegFormer in (e.g. weights/segformer); only a new folder or an"
+              " earlier fit-segformer output is replaced.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @config_options
 def fit_segformer(data_dir, out_dir, quiet, cfg):
     """Fit the mask-accuracy scorer's SegFormer on the training labels; report validation
     pixel accuracy; save it with save_pretrained."""
-    from .evaluate import resolve_device
     from .fit_segformer import run_fit_segformer
 
-    device = resolve_device(cfg.device)
-    res = run_fit_segformer(cfg, data_dir, out_dir, device, progress=not quiet, log=click.echo)
-    click.echo(
-        f"fit-segformer: validation pixel accuracy {res['val_pixel_accuracy']:.4f} after"
-        f" {cfg.fit_segformer.steps} steps in {res['seconds']:.0f} s; saved to {res['out']}"
-        f" (use it with --set evaluate.segformer={res['out']})"
-    )
+    echo_summary(run_fit_segformer(cfg, data_dir, out_dir, progress=not quiet, log=click.echo).summary)
 
 
 @click.command("weights")
@@ -78,17 +84,9 @@ def fit_segformer(data_dir, out_dir, quiet, cfg):
 def weights(weights_dir, download):
     """Fill weights/ (FID Inception converted offline; CLIP, LAION head, ADE20K SegFormer
     downloaded when online) and print what is present with sha256."""
-    from .weights import fill_weights, format_table
+    from .weights import fill_weights, weights_summary
 
-    rows = fill_weights(weights_dir, download=download, log=click.echo)
-    click.echo(format_table(rows))
-    missing = [r for r in rows if r.status == "MISSING"]
-    if missing:
-        click.secho(
-            f"{len(missing)} model(s) missing: place the files listed above, or run `landscape weights`"
-            " on a machine that is online. Without CLIP + head the aesthetic term is a STAND-IN.",
-            fg="yellow", err=True,
-        )
+    echo_summary(weights_summary(fill_weights(weights_dir, download=download, log=click.echo)))
 
 
 COMMANDS: list = [evaluate, fit_segformer, weights]

@@ -1,34 +1,41 @@
 """`landscape fit-segformer`: fit the mask-accuracy scorer's SegFormer on the training labels.
 
-Reads a preprocessed folder (`artifacts/data/<id>/`: train_images.npy, train_labels.npy,
-val_images.npy, val_labels.npy), trains `SegformerForSemanticSegmentation` with 29 labels (from
-`[fit_segformer]` sizes, or from a pretrained SegFormer when `fit_segformer.pretrained` is set),
-reports pixel accuracy on the validation photos, and saves with `save_pretrained` plus the
-`SegformerImageProcessor` that resizes to (height, width): written into a temp folder and renamed
-onto `--out` when complete, with `fit_log.csv` and `manifest.json` (stage "fit-segformer").
+Reads a preprocessed folder (through `PreprocessedData`: the train and val photos and labels),
+trains `SegformerForSemanticSegmentation` with 29 labels (from `[fit_segformer]` sizes, or from a
+pretrained SegFormer when `fit_segformer.pretrained` is set), reports pixel accuracy on the
+validation photos, and saves with `save_pretrained` plus the `SegformerImageProcessor` that
+resizes to (height, width), `fit_log.csv` and `manifest.json` (stage "fit-segformer"). The whole
+folder is built by `staged_folder`: `--out` is replaced only when the fit succeeds and only when
+it is new, empty or an earlier fit-segformer output (never `weights/` itself).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
 
-from pipeline.core.artifacts import manifest_hash, read_manifest, write_manifest
-from pipeline.core.config import Config, config_hash, config_to_dict
+from pipeline.core.artifacts import StageResult, check_replaceable, staged_folder, write_manifest
 from pipeline.core.classes import CLASS_NAMES, NUM_CLASSES
+from pipeline.core.config import Config, config_hash, config_to_dict
 from pipeline.core.errors import ArtifactError, DatasetError
+from pipeline.core.preprocessed import PreprocessedData
+
+from .device import resolve_device
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _DEFAULT_HEADS = (1, 2, 5, 8)
 _DEFAULT_SR = (8, 4, 2, 1)
+FIT_LOG_COLUMNS = ["step", "loss", "val_pixel_accuracy", "seconds"]
 
 
 def _heads_for(hidden: int, wanted: int) -> int:
@@ -41,8 +48,6 @@ def _heads_for(hidden: int, wanted: int) -> int:
 
 def build_model(cfg: Config):
     """A SegformerForSemanticSegmentation with the 29 classes: from `pretrained` or from sizes."""
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation
-
     fs = cfg.fit_segformer
     id2label = {i: n for i, n in enumerate(CLASS_NAMES)}
     label2id = {n: i for i, n in id2label.items()}
@@ -76,8 +81,6 @@ def build_model(cfg: Config):
 
 def make_processor(height: int, width: int):
     """The SegformerImageProcessor saved with the model: resize to (height, width), ImageNet norm."""
-    from transformers import SegformerImageProcessor
-
     return SegformerImageProcessor(
         size={"height": height, "width": width}, do_reduce_labels=False,
         image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD),
@@ -86,9 +89,6 @@ def make_processor(height: int, width: int):
 
 def _to_input(images: np.ndarray, height: int, width: int, device):
     """(B, H, W, 3) uint8 -> normalised (B, 3, height, width) float tensor (bilinear if resized)."""
-    import torch
-    import torch.nn.functional as F
-
     # a copy: slices of memory-mapped arrays are read-only
     x = torch.from_numpy(np.array(images, dtype=np.uint8)).to(device).permute(0, 3, 1, 2).float() / 255.0
     if x.shape[-2:] != (height, width):
@@ -99,9 +99,6 @@ def _to_input(images: np.ndarray, height: int, width: int, device):
 
 
 def _to_labels(labels: np.ndarray, height: int, width: int, device):
-    import torch
-    import torch.nn.functional as F
-
     y = torch.from_numpy(np.array(labels, dtype=np.int64)).to(device)
     if y.shape[-2:] != (height, width):
         y = F.interpolate(y[:, None].float(), size=(height, width), mode="nearest")[:, 0].long()
@@ -110,9 +107,6 @@ def _to_labels(labels: np.ndarray, height: int, width: int, device):
 
 def pixel_accuracy_of(model, images: np.ndarray, labels: np.ndarray, cfg: Config, device, batch_size: int = 16) -> float:
     """Mean over images of (gt == pred).sum() / (H * W); logits upsampled to the labels' size."""
-    import torch
-    import torch.nn.functional as F
-
     fs = cfg.fit_segformer
     accs = []
     model.eval()
@@ -128,28 +122,11 @@ def pixel_accuracy_of(model, images: np.ndarray, labels: np.ndarray, cfg: Config
     return float(np.mean(accs))
 
 
-def fit_segformer_arrays(
-    cfg: Config,
-    train_x: np.ndarray,
-    train_y: np.ndarray,
-    val_x: np.ndarray,
-    val_y: np.ndarray,
-    device,
-    *,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-):
-    """Train on (N, H, W, 3) uint8 photos and (N, H, W) uint8 labels; return (model, log rows, val acc)."""
-    import torch
-    from tqdm import tqdm
-
+def _optimizer(model, cfg: Config):
+    """AdamW (no weight decay on norms and biases) and its warm-up + linear-decay schedule."""
     fs = cfg.fit_segformer
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    model = build_model(cfg).to(device).train()
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on norms and biases
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": fs.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=fs.lr,
@@ -160,27 +137,52 @@ def fit_segformer_arrays(
             return (step + 1) / fs.warmup_steps
         return max(0.0, 1.0 - (step - fs.warmup_steps) / max(1, fs.steps - fs.warmup_steps))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    rows: list[dict] = []
-    n = len(train_x)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+
+
+def _batches(x: np.ndarray, y: np.ndarray, cfg: Config, rng: np.random.Generator):
+    """Endless (photos, labels) batches: epochs in a fresh random order, optional random flips."""
+    fs = cfg.fit_segformer
+    n = len(x)
     bs = min(fs.batch_size, n)
     order, pos = rng.permutation(n), 0
-    t0 = time.perf_counter()
-    running = None
+    while True:
+        if pos + bs > n:
+            order, pos = rng.permutation(n), 0
+        idx = np.sort(order[pos : pos + bs])
+        pos += bs
+        xb, yb = x[idx], y[idx]
+        if fs.flip:
+            flip = rng.random(len(idx)) < 0.5
+            xb = np.where(flip[:, None, None, None], xb[:, :, ::-1], xb)
+            yb = np.where(flip[:, None, None], yb[:, :, ::-1], yb)
+        yield np.ascontiguousarray(xb), np.ascontiguousarray(yb)
+
+
+def fit_segformer_arrays(
+    cfg: Config,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    device,
+    *,
+    progress: bool = True,
+):
+    """Train on (N, H, W, 3) uint8 photos and (N, H, W) uint8 labels; return (model, log rows, val acc)."""
+    fs = cfg.fit_segformer
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    model = build_model(cfg).to(device).train()
+    opt, sched = _optimizer(model, cfg)
+    batches = _batches(train_x, train_y, cfg, rng)
+    rows: list[dict] = []
+    t0, running = time.perf_counter(), None
     with tqdm(total=fs.steps, desc="fit-segformer", unit="step", disable=not progress) as bar:
         for step in range(fs.steps):
-            if pos + bs > n:
-                order, pos = rng.permutation(n), 0
-            idx = np.sort(order[pos : pos + bs])
-            pos += bs
-            xb, yb = train_x[idx], train_y[idx]
-            if fs.flip:
-                flip = rng.random(len(idx)) < 0.5
-                xb = np.where(flip[:, None, None, None], xb[:, :, ::-1], xb)
-                yb = np.where(flip[:, None, None], yb[:, :, ::-1], yb)
-            x = _to_input(np.ascontiguousarray(xb), fs.height, fs.width, device)
-            y = _to_labels(np.ascontiguousarray(yb), fs.height, fs.width, device)
-            loss = model(pixel_values=x, labels=y).loss
+            xb, yb = next(batches)
+            loss = model(pixel_values=_to_input(xb, fs.height, fs.width, device),
+                         labels=_to_labels(yb, fs.height, fs.width, device)).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -198,78 +200,71 @@ def fit_segformer_arrays(
     return model.eval(), rows, rows[-1]["val_pixel_accuracy"]
 
 
-def load_preprocessed(data_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """train/val photos and labels of a preprocess folder (checked shapes and dtypes)."""
-    data_dir = Path(data_dir)
-    read_manifest(data_dir, "preprocess")
-    arrays = []
-    for name in ("train_images", "train_labels", "val_images", "val_labels"):
-        p = data_dir / f"{name}.npy"
-        if not p.is_file():
-            raise ArtifactError(f"{data_dir}: {p.name} missing; re-run `landscape preprocess`")
-        arrays.append(np.load(p, mmap_mode="r", allow_pickle=False))
-    tx, ty, vx, vy = arrays
-    for x, y, what in ((tx, ty, "train"), (vx, vy, "val")):
+def load_training_arrays(data: str | Path) -> tuple[PreprocessedData, dict[str, dict[str, np.ndarray]]]:
+    """The preprocess folder and its {"train"|"val": {"images", "labels"}} arrays (memory-mapped),
+    checked: uint8 shapes (N,H,W,3)/(N,H,W), both splits non-empty, class ids 0..28."""
+    folder = PreprocessedData.open(data)
+    arrays = {split: folder.arrays(split, ("images", "labels")) for split in ("train", "val")}
+    for split, a in arrays.items():
+        x, y = a["images"], a["labels"]
         if x.dtype != np.uint8 or y.dtype != np.uint8 or x.ndim != 4 or y.shape != x.shape[:3]:
-            raise DatasetError(f"{data_dir}: {what} arrays have shapes {x.shape}/{y.shape}, expected (N,H,W,3)/(N,H,W) uint8")
-    if len(tx) == 0 or len(vx) == 0:
+            raise DatasetError(f"{data}: {split} arrays have shapes {x.shape}/{y.shape}, expected"
+                               " (N,H,W,3)/(N,H,W) uint8; re-run `landscape preprocess`")
+    counts = {split: len(a["images"]) for split, a in arrays.items()}
+    if not all(counts.values()):
         raise DatasetError(
-            f"{data_dir}: {len(tx)} training and {len(vx)} validation photos; fit-segformer needs both"
-            " (set data.val_count > 0 and re-run preprocess)"
+            f"{data}: {counts['train']} training and {counts['val']} validation photos; fit-segformer"
+            " needs both (set data.val_count > 0 and re-run preprocess)"
         )
-    if int(ty.max()) >= NUM_CLASSES or int(vy.max()) >= NUM_CLASSES:
-        raise DatasetError(f"{data_dir}: label values above {NUM_CLASSES - 1}")
-    return tx, ty, vx, vy
+    if any(int(a["labels"].max()) >= NUM_CLASSES for a in arrays.values()):
+        raise DatasetError(f"{data}: label values above {NUM_CLASSES - 1}; re-run `landscape preprocess`")
+    return folder, arrays
 
 
 def run_fit_segformer(
     cfg: Config,
-    data_dir: str | Path,
-    out_dir: str | Path,
-    device,
+    data: str | Path,
+    out: str | Path,
     *,
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> dict:
-    """Fit, save atomically into `out_dir`, return {"val_pixel_accuracy", "seconds", "out"}."""
+) -> StageResult:
+    """Fit on the preprocess folder `data`; save the scorer into `out` (staged, swapped in whole);
+    return StageResult(its manifest, the lines the command prints)."""
     t0 = time.perf_counter()
-    tx, ty, vx, vy = load_preprocessed(data_dir)
+    folder, arrays = load_training_arrays(data)
+    device = resolve_device(cfg.device)
+    check_replaceable(out, "fit-segformer")  # a wrong --out is refused before the long fit
+    (tx, ty), (vx, vy) = ((arrays[s]["images"], arrays[s]["labels"]) for s in ("train", "val"))
     fs = cfg.fit_segformer
     log(f"fit-segformer: {len(tx)} training / {len(vx)} validation photos at {tx.shape[1]}x{tx.shape[2]},"
         f" input {fs.height}x{fs.width}, {fs.steps} steps of {fs.batch_size} on {device}")
-    model, rows, acc = fit_segformer_arrays(
-        cfg, np.asarray(tx), np.asarray(ty), np.asarray(vx), np.asarray(vy), device, progress=progress, log=log
-    )
-    seconds = time.perf_counter() - t0
-    out = Path(out_dir)
-    save_scorer(model, cfg, out, rows, extra={
-        "val_pixel_accuracy": acc, "seconds": round(seconds, 2), "train_images": len(tx),
-        "val_images": len(vx), "device": str(device), "fit_segformer": config_to_dict(fs), "seed": cfg.seed,
-    }, inputs={"data": manifest_hash(data_dir)})
-    return {"val_pixel_accuracy": acc, "seconds": seconds, "out": str(out), "log": rows}
+    with staged_folder(out, stage="fit-segformer") as tmp:
+        model, rows, acc = fit_segformer_arrays(cfg, np.asarray(tx), np.asarray(ty), np.asarray(vx),
+                                                np.asarray(vy), device, progress=progress)
+        save_scorer(model, cfg, tmp, rows)
+        seconds = time.perf_counter() - t0
+        manifest = write_manifest(
+            tmp, "fit-segformer", config_hash=config_hash(cfg, "fit_segformer"),
+            inputs={"data": folder.fingerprint()}, counts={"train_images": len(tx)},
+            extra={"val_pixel_accuracy": acc, "seconds": round(seconds, 2), "train_images": len(tx),
+                   "val_images": len(vx), "device": str(device), "fit_segformer": config_to_dict(fs),
+                   "seed": cfg.seed},
+        )
+    return StageResult(manifest, [
+        f"fit-segformer: validation pixel accuracy {acc:.4f} after {fs.steps} steps in {seconds:.0f} s;"
+        f" saved to {out} (use it with --set evaluate.segformer={out})"
+    ])
 
 
-def save_scorer(model, cfg: Config, out: Path, rows: list[dict], extra: dict, inputs: dict[str, str]) -> None:
-    """save_pretrained + processor + fit_log.csv + manifest into a temp folder, renamed onto `out`."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        model.save_pretrained(staged, safe_serialization=True)
-        make_processor(cfg.fit_segformer.height, cfg.fit_segformer.width).save_pretrained(staged)
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=["step", "loss", "val_pixel_accuracy", "seconds"], lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        (staged / "fit_log.csv").write_text(buf.getvalue())
-        write_manifest(staged, "fit-segformer", config_hash=config_hash(cfg, "fit_segformer"),
-                       inputs=inputs, counts={"train_images": extra.get("train_images", 0)}, extra=extra)
-        old = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{int(time.time())}"
-            out.rename(old)  # the previous scorer is replaced only once the new one is complete
-        staged.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if staged.exists():
-            shutil.rmtree(staged, ignore_errors=True)
+def save_scorer(model, cfg: Config, folder: str | Path, rows: list[dict]) -> None:
+    """save_pretrained (safetensors) + the processor + fit_log.csv into `folder` (created)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder, safe_serialization=True)
+    make_processor(cfg.fit_segformer.height, cfg.fit_segformer.width).save_pretrained(folder)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=FIT_LOG_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    (folder / "fit_log.csv").write_text(buf.getvalue(), encoding="utf-8")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from huggingface_hub import try_to_load_from_cache
+
 
 def pretrained_source(source: str) -> str | None:
     """"local" for an existing folder, "hub" for a hub id ("org/name") already in the local hub
@@ -14,8 +16,6 @@ def pretrained_source(source: str) -> str | None:
     if path.exists() or source.count("/") != 1 or source.startswith((".", "/", "~")):
         return None
     try:
-        from huggingface_hub import try_to_load_from_cache
-
         cached = try_to_load_from_cache(source, "config.json")
     except Exception:  # noqa: BLE001 - a malformed id is simply "not available"
         return None

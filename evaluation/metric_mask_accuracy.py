@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
 
 from pipeline.core.artifacts import sha256_file
 from pipeline.core.classes import CLASS_ID, NUM_CLASSES
@@ -47,8 +49,6 @@ def load_segformer(source: str, device: Any):
     info: {"model": source, "model_sha256": sha256 of the weights file ("" for a hub id),
     "preprocessing": the processor's settings}. ArtifactError saying how to get one when missing.
     """
-    from transformers import SegformerForSemanticSegmentation, SegformerImageProcessor
-
     path = Path(source)
     kind = pretrained_source(source)
     local = kind == "local"
@@ -153,9 +153,6 @@ class MaskAccuracy(Metric):
 
     def __init__(self, cfg, ctx) -> None:
         super().__init__(cfg, ctx)
-        import torch
-
-        self.torch = torch
         self.model, self.processor, self.info = load_segformer(cfg.evaluate.segformer, ctx.device)
         conf = self.model.config
         lut, self.class_map_note = class_lookup(
@@ -166,7 +163,6 @@ class MaskAccuracy(Metric):
 
     def predict(self, images: list[np.ndarray], sizes: list[tuple[int, int]]) -> list[np.ndarray]:
         """Predicted 0..28 label maps of RGB images, each at its (H, W) in `sizes`."""
-        torch = self.torch
         pixel_values = self.processor(images=images, return_tensors="pt")["pixel_values"]
         with torch.inference_mode():
             logits = self.model(pixel_values=pixel_values.to(self.ctx.device)).logits

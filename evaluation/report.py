@@ -16,8 +16,7 @@ import cv2
 import numpy as np
 
 from pipeline.core.classes import CLASS_NAMES
-
-from .imageio import read_label_map, read_rgb
+from pipeline.core.imageio import load_label, load_photo
 
 THUMB = (256, 192)  # (W, H) of each thumbnail
 TERM_LABEL = {"mask_accuracy": "mask accuracy", "style": "style (hist. correlation)",
@@ -73,9 +72,9 @@ def _rows(title: str, picks: list, values: dict[str, dict[str, float]], term: st
            "<th>reference</th><th>generated</th></tr>"]
     for it in picks:
         cells = []
-        cells.append(_img_tag(pal[read_label_map(it.map)], f"map {it.stem}") if it.map else "-")
-        cells.append(_img_tag(read_rgb(it.ref), f"reference {it.ref.name}") if it.ref else "-")
-        cells.append(_img_tag(read_rgb(it.generated), f"generated {it.generated.name}"))
+        cells.append(_img_tag(pal[load_label(it.map)], f"map {it.stem}") if it.map else "-")
+        cells.append(_img_tag(load_photo(it.ref), f"reference {it.ref.name}") if it.ref else "-")
+        cells.append(_img_tag(load_photo(it.generated), f"generated {it.generated.name}"))
         others = ", ".join(f"{TERM_LABEL[k]} {v:.3f}" for k, v in values[it.stem].items())
         out.append(f"<tr><td><b>{html.escape(it.stem)}</b><br>{html.escape(TERM_LABEL[term])}:"
                    f" {values[it.stem][term]:.4f}<br><small>{html.escape(others)}</small></td>"
@@ -84,49 +83,58 @@ def _rows(title: str, picks: list, values: dict[str, dict[str, float]], term: st
     return "".join(out)
 
 
-def build_report(scores: dict[str, Any], items: list, per_image: dict[str, dict[str, float]], rows: int = 3) -> str:
-    """The whole report page as HTML text (see the module docstring)."""
+_STYLE = (
+    "body{font-family:sans-serif;margin:24px;max-width:1200px}"
+    "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+    "vertical-align:top;font-size:13px}.banner{background:#b00020;color:#fff;padding:14px;"
+    "font-size:16px;font-weight:bold;margin-bottom:16px}.imgs img{display:block}"
+    ".score{font-size:28px}"
+)
+_PART_KEY = {"aesthetic": "aesthetic_part", "style": "style_part", "fid": "fid_part"}
+
+
+def _term_row(name: str, info: dict, score_parts: dict) -> str:
+    """One row of the score table: the term, its value and weighted part, and its model."""
     e = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>landscape evaluation</title><style>"
-        "body{font-family:sans-serif;margin:24px;max-width:1200px}"
-        "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-        "vertical-align:top;font-size:13px}.banner{background:#b00020;color:#fff;padding:14px;"
-        "font-size:16px;font-weight:bold;margin-bottom:16px}.imgs img{display:block}"
-        ".score{font-size:28px}</style></head><body>",
-        "<h1>Landscape evaluation report</h1>",
-    ]
+    term = info["term"]
+    part = score_parts.get(_PART_KEY.get(term, ""), None)
+    part_txt = "multiplies the bracket" if term == "mask_accuracy" else (f"{part:.4f}" if part is not None else "")
+    stand = " <b style='color:#b00020'>[STAND-IN]</b>" if info["stand_in"] else ""
+    pre = info["preprocessing"]
+    pre_txt = pre if isinstance(pre, str) else ", ".join(f"{k}={v}" for k, v in pre.items())
+    return (
+        f"<tr><td>{e(TERM_LABEL.get(term, term))}{stand}</td><td>{info['value']:.4f}</td>"
+        f"<td>{e(part_txt)}</td><td>{e(name)}</td><td>{e(str(info['model']))}</td>"
+        f"<td><small>{e(str(info['model_sha256']))}</small></td><td>{e(str(info['variant']))}</td>"
+        f"<td><small>{e(pre_txt)}</small></td><td>{info['seconds']}</td></tr>"
+    )
+
+
+def _score_section(scores: dict[str, Any]) -> list[str]:
+    """The banner, the score, the formula, the term table, the counts and each metric's note."""
+    e = html.escape
+    parts = []
     if scores.get("stand_in"):
         parts.append(f"<div class='banner'>&#9888; {e(scores['warning'])}</div>")
     s = scores["score"]
     parts.append(f"<p class='score'>A-board score: <b>{s:.4f}</b></p>" if s is not None
                  else f"<p class='score'>A-board score: n/a &mdash; {e(scores['score_note'])}</p>")
     parts.append(f"<p><code>{e(scores['formula'])}</code></p>")
-    sp = scores.get("score_parts") or {}
-    part_key = {"aesthetic": "aesthetic_part", "style": "style_part", "fid": "fid_part"}
     parts.append("<table><tr><th>term</th><th>value</th><th>weighted part</th><th>metric</th>"
                  "<th>model</th><th>sha256</th><th>variant</th><th>preprocessing</th><th>time (s)</th></tr>")
-    for name, info in scores["metrics"].items():
-        term = info["term"]
-        part = sp.get(part_key.get(term, ""), None)
-        part_txt = "multiplies the bracket" if term == "mask_accuracy" else (f"{part:.4f}" if part is not None else "")
-        stand = " <b style='color:#b00020'>[STAND-IN]</b>" if info["stand_in"] else ""
-        pre = info["preprocessing"]
-        pre_txt = pre if isinstance(pre, str) else ", ".join(f"{k}={v}" for k, v in pre.items())
-        parts.append(
-            f"<tr><td>{e(TERM_LABEL.get(term, term))}{stand}</td><td>{info['value']:.4f}</td>"
-            f"<td>{e(part_txt)}</td><td>{e(name)}</td><td>{e(str(info['model']))}</td>"
-            f"<td><small>{e(str(info['model_sha256']))}</small></td><td>{e(str(info['variant']))}</td>"
-            f"<td><small>{e(pre_txt)}</small></td><td>{info['seconds']}</td></tr>"
-        )
+    parts.extend(_term_row(name, info, scores.get("score_parts") or {}) for name, info in scores["metrics"].items())
     parts.append("</table>")
-    c = scores["counts"]
-    parts.append("<p>" + ", ".join(f"{k}: {v}" for k, v in c.items())
+    parts.append("<p>" + ", ".join(f"{k}: {v}" for k, v in scores["counts"].items())
                  + f"; device {e(scores['device'])}; {scores['timing']['images_per_second']} images/s</p>")
-    for name, info in scores["metrics"].items():
-        if info["note"]:
-            parts.append(f"<p><b>{e(name)}:</b> {e(info['note'])}</p>")
+    parts.extend(f"<p><b>{e(name)}:</b> {e(info['note'])}</p>"
+                 for name, info in scores["metrics"].items() if info["note"])
+    return parts
 
+
+def _image_sections(scores: dict[str, Any], items: list, per_image: dict[str, dict[str, float]], rows: int) -> list[str]:
+    """Per-term histograms, then the best and worst images by mask accuracy and by style."""
+    e = html.escape
+    parts = []
     standin_terms = {i["term"] for i in scores["metrics"].values() if i["stand_in"]}
     per_terms = [t for t in ("mask_accuracy", "style", "aesthetic") if any(t in v for v in per_image.values())]
     if per_terms:
@@ -135,7 +143,6 @@ def build_report(scores: dict[str, Any], items: list, per_image: dict[str, dict[
             vals = [v[t] for v in per_image.values() if t in v]
             parts.append(histogram_svg(vals, TERM_LABEL[t] + (" [STAND-IN]" if t in standin_terms else "")))
         parts.append("</div>")
-
     pal = class_palette()
     for t in ("mask_accuracy", "style"):
         if rows <= 0 or t not in per_terms:
@@ -145,8 +152,20 @@ def build_report(scores: dict[str, Any], items: list, per_image: dict[str, dict[
         parts.append(f"<h2>Best and worst by {e(TERM_LABEL[t])}</h2>")
         parts.append(_rows(f"best {k}", ranked[::-1][:k], per_image, t, pal))
         parts.append(_rows(f"worst {k}", ranked[:k], per_image, t, pal))
-    inp = scores["inputs"]
-    parts.append("<h2>Inputs</h2><table>" + "".join(
-        f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in inp.items()) + "</table>")
-    parts.append("</body></html>\n")
+    return parts
+
+
+def build_report(scores: dict[str, Any], items: list, per_image: dict[str, dict[str, float]], rows: int = 3) -> str:
+    """The whole report page as HTML text (see the module docstring)."""
+    e = html.escape
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>landscape evaluation</title>"
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>Landscape evaluation report</h1>",
+        *_score_section(scores),
+        *_image_sections(scores, items, per_image, rows),
+        "<h2>Inputs</h2><table>",
+        *(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in scores["inputs"].items()),
+        "</table></body></html>\n",
+    ]
     return "".join(parts)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pipeline.core.artifacts import write_manifest
 from pipeline.core.config import load_config
 
 # flat colours of the classes the tiny scenes use (class id -> RGB)
@@ -31,7 +32,7 @@ def write_scene_folder(root: Path, n: int, size=(64, 48), seed: int = 0, prefix:
     return stems
 
 
-def write_flat_case(root: Path, classes=(1, 5, 3, 0), size=(64, 48)) -> dict:
+def write_flat_case(root: Path, classes=(1, 5, 3, 0), size=(512, 384)) -> dict:
     """A tiny validation set: one uniform label map per class and a generated image painted in
     that class's colour (what a perfect generator would give), references and pairs."""
     labels, gen, refs = root / "labels", root / "gen", root / "refs"
@@ -55,7 +56,7 @@ def write_flat_case(root: Path, classes=(1, 5, 3, 0), size=(64, 48)) -> dict:
 def fid_weights(tmp_path_factory, root) -> Path:
     """The converted Inception weights: weights/ when already there and verified, else converted
     into a session temp folder (a few seconds)."""
-    from evaluation.weights import CONVERTED_SHA256, FID_WEIGHTS_NAME, convert_fid_weights
+    from evaluation.feature_extractor_inception import CONVERTED_SHA256, FID_WEIGHTS_NAME, convert_fid_weights
     from pipeline.core.artifacts import sha256_file
 
     existing = root / "weights" / FID_WEIGHTS_NAME
@@ -99,7 +100,8 @@ def tiny_segformer(tmp_path_factory) -> tuple[Path, dict]:
     finally:
         torch.set_num_threads(threads)
     out = tmp_path_factory.mktemp("seg") / "segformer"
-    save_scorer(model, cfg, out, rows, extra={"val_pixel_accuracy": acc}, inputs={})
+    save_scorer(model, cfg, out, rows)
+    write_manifest(out, "fit-segformer", extra={"val_pixel_accuracy": acc})  # as run_fit_segformer does
     return out, {"acc": acc, "rows": rows}
 
 

@@ -1,24 +1,46 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
-from pipeline.cli import main
+from pipeline.core.cli import main
 
 from .conftest import write_flat_case, write_scene_folder
+
+CHEAP = ["--set", 'evaluate.metrics=["mask-accuracy", "color-hist-corr", "aesthetic"]']
+
+
+def _args(c, out, seg, tmp_path):
+    return ["evaluate", "--generated", str(c["gen"]), "--labels", str(c["labels"]), "--pairs", str(c["pairs"]),
+            "--refs", str(c["refs"]), "--out", str(out), "--quiet", "--device", "cpu", *CHEAP,
+            "--set", f'evaluate.segformer="{seg}"', "--set", f'evaluate.clip="{tmp_path / "none"}"']
 
 
 def test_evaluate_cli_scores_and_prints_the_stand_in_warning(tmp_path, capsys, tiny_segformer):
     seg, _ = tiny_segformer
     c = write_flat_case(tmp_path / "val")
     out = tmp_path / "eval"
-    main(["evaluate", "--generated", str(c["gen"]), "--labels", str(c["labels"]), "--pairs", str(c["pairs"]),
-          "--refs", str(c["refs"]), "--out", str(out), "--quiet", "--device", "cpu",
-          "--set", 'evaluate.metrics=["mask-accuracy", "color-hist-corr", "aesthetic"]',
-          "--set", f'evaluate.segformer="{seg}"', "--set", f'evaluate.clip="{tmp_path / "none"}"'])
+    main(_args(c, out, seg, tmp_path))
     text = capsys.readouterr()
     assert "mask_accuracy  1.0000" in text.out and "[STAND-IN]" in text.out
+    assert f"wrote {out}/scores.json" in text.out
     assert "STAND-IN MODELS USED" in text.err
     assert json.loads((out / "scores.json").read_text())["terms"]["mask_accuracy"] == 1.0
+
+
+def test_evaluate_cli_allow_any_size(tmp_path, capsys, tiny_segformer):
+    seg, _ = tiny_segformer
+    c = write_flat_case(tmp_path / "small", size=(64, 48))
+    out = tmp_path / "eval"
+    with pytest.raises(SystemExit) as exc:
+        main(_args(c, out, seg, tmp_path))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "map_000.jpg: 64x48 pixels, must be 512x384" in err and "--allow-any-size" in err
+    assert "Traceback" not in err and not out.exists()
+    main(_args(c, out, seg, tmp_path) + ["--allow-any-size"])
+    assert json.loads((out / "scores.json").read_text())["counts"]["images"] == 4
 
 
 def test_missing_model_is_one_red_line_and_exit_2(tmp_path, capsys):
@@ -31,3 +53,10 @@ def test_missing_model_is_one_red_line_and_exit_2(tmp_path, capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "landscape fit-segformer" in err and "Traceback" not in err
+
+
+def test_commands_module_loads_no_torch():
+    """`landscape --help` stays instant: the evaluation commands import torch only when run."""
+    code = ("import sys, evaluation.commands; bad = [m for m in ('torch', 'transformers', 'cv2')"
+            " if m in sys.modules]; sys.exit(str(bad) if bad else 0)")
+    subprocess.run([sys.executable, "-c", code], check=True)

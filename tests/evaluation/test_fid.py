@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from evaluation.feature_extractor_inception import images_to_features, load_inception
+from evaluation.inputs import list_images
 from evaluation.metric_fid import (
     features_to_fid,
     features_to_statistics,
     folder_statistics,
-    images_to_features,
-    load_inception,
     statistics_cache_path,
     statistics_to_fid,
 )
-from evaluation.imageio import list_images, read_rgb
 from pipeline.core.errors import ArtifactError
+from pipeline.core.imageio import load_photo
 
 from .conftest import write_scene_folder
 
@@ -45,6 +45,7 @@ def test_frechet_distance_equals_scipy_sqrtm_reference():
         statistics_to_fid(mu1, s1, mu2[:3], s2[:3, :3])
 
 
+@pytest.mark.slow
 def test_fid_equals_torch_fidelity_and_cache_is_reused(tmp_path, fid_weights):
     import torch_fidelity
 
@@ -60,7 +61,7 @@ def test_fid_equals_torch_fidelity_and_cache_is_reused(tmp_path, fid_weights):
     mu_a, s_a, info_a = folder_statistics(model, a, **kw)
     mu_b, s_b, _ = folder_statistics(model, b, **kw)
     # what the metric does: generated features against the cached training statistics
-    feats_a = images_to_features(model, [read_rgb(p) for p in list_images(a)], "cpu")
+    feats_a = images_to_features(model, [load_photo(p) for p in list_images(a)], "cpu")
     assert features_to_fid(feats_a, mu_b, s_b) == pytest.approx(ref, abs=1e-3)
     assert not info_a["cached"]
     mu_c, s_c, info_c = folder_statistics(model, a, **kw)  # second time: from the .npz cache
@@ -74,9 +75,10 @@ def test_fid_equals_torch_fidelity_and_cache_is_reused(tmp_path, fid_weights):
     assert statistics_cache_path(list_images(a), "w", kw["cache_dir"])[0] != Path(info_a["cache"])
 
 
+@pytest.mark.slow  # needs the converted Inception
 def test_features_do_not_depend_on_batch_size(tmp_path, fid_weights):
     write_scene_folder(tmp_path, 2, seed=3)
-    images = [read_rgb(p) for p in list_images(tmp_path)]
+    images = [load_photo(p) for p in list_images(tmp_path)]
     model = load_inception(fid_weights, "cpu")
     together = images_to_features(model, images, "cpu")
     one_by_one = np.concatenate([images_to_features(model, [im], "cpu") for im in images])

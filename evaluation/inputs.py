@@ -1,0 +1,166 @@
+"""What `evaluate` scores: where its inputs come from, the items it pairs up, and the checks every
+input passes before anything is scored or written.
+
+    resolve_inputs(generated, data_dir=..., split=... | labels_dir=..., pairs_json=..., ...)
+    collect_items(inputs, need_maps, need_refs) -> [Item(stem, generated, map, ref)]
+    check_items(items, need_maps, allow_any_size)   # DatasetError naming every failing file
+
+Generated images get the submission's checks (RGB, 512x384 unless `allow_any_size`), label maps
+the dataset's (8-bit class ids 0..28): the readers of `pipeline.core.imageio` decide.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.core.errors import ConfigError, DatasetError
+from pipeline.core.imageio import LABEL_EXTS, PHOTO_EXTS, BadFile, read_label, read_photo
+from pipeline.core.inputs import load_pairs, resolve_inputs as resolve_split_inputs
+
+SUBMISSION_SIZE = (512, 384)  # (W, H) of every image the organisers score
+MAX_LISTED = 10  # failing files named in one message; the rest are counted
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """Where everything comes from; any part may be None when no metric needs it."""
+
+    generated_dir: Path
+    labels_dir: Path | None = None
+    pairs_json: Path | None = None
+    refs_dir: Path | None = None
+    train_photos_dir: Path | None = None
+    data_dir: Path | None = None
+    split: str | None = None
+
+
+def resolve_inputs(
+    generated_dir: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    split: str | None = None,
+    labels_dir: str | Path | None = None,
+    pairs_json: str | Path | None = None,
+    refs_dir: str | Path | None = None,
+    train_photos_dir: str | Path | None = None,
+) -> EvalInputs:
+    """The house rule (`pipeline.core.inputs.resolve_inputs`): explicit paths win, the rest come
+    from a preprocessed folder's split (`--data DIR`, `--split` default val). Which parts are
+    required depends on the metrics, so `collect_items` says what is missing."""
+    found = resolve_split_inputs(data_dir, split, need=(), default_split="val", labels=labels_dir,
+                                 pairs=pairs_json, refs=refs_dir, train_photos=train_photos_dir)
+    return EvalInputs(Path(generated_dir), found.labels_dir, found.pairs_json, found.refs_dir,
+                      found.train_photos_dir, found.data_dir, found.split or None)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Sorted photo files (jpg, jpeg, png) directly inside `folder`; DatasetError when none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: folder not found")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_EXTS)
+    if not files:
+        raise DatasetError(f"{folder}: no .jpg/.jpeg/.png images in it")
+    return files
+
+
+@dataclass(frozen=True)
+class Item:
+    """One scored image: its stem, the generated file, its label map and style reference."""
+
+    stem: str
+    generated: Path
+    map: Path | None = None
+    ref: Path | None = None
+
+
+def _maps_and_pairs(inputs: EvalInputs, need_maps: bool, need_refs: bool) -> tuple[list[str], dict]:
+    """The label map names to score and {map name: reference relative to refs_dir}."""
+    if need_refs:
+        missing = [n for n, v in (("--pairs", inputs.pairs_json), ("--refs", inputs.refs_dir),
+                                  ("--labels", inputs.labels_dir)) if v is None]
+        if missing:
+            raise ConfigError(f"the style metric needs {', '.join(missing)} (or --data DIR --split val)")
+        pairs = {Path(k).name: v for k, v in
+                 load_pairs(inputs.pairs_json, inputs.labels_dir, inputs.refs_dir).items()}
+        return sorted(pairs), pairs
+    if inputs.labels_dir is None:
+        raise ConfigError("mask-accuracy needs --labels DIR (or --data DIR --split val)")
+    names = [p.name for p in list_images(inputs.labels_dir) if p.suffix.lower() in LABEL_EXTS]
+    return names, {}
+
+
+def _find_generated(folder: Path, stem: str) -> Path | None:
+    for ext in PHOTO_EXTS:
+        p = folder / f"{stem}{ext}"
+        if p.is_file():
+            return p
+    return None
+
+
+def collect_items(inputs: EvalInputs, need_maps: bool, need_refs: bool) -> list[Item]:
+    """One Item per scored image: every map's stem (maps and pairs only when a metric needs them).
+
+    DatasetError when a map has no generated image or there is nothing to score.
+    """
+    gen = inputs.generated_dir
+    if not (need_maps or need_refs):
+        return [Item(p.stem, p) for p in list_images(gen)]
+    maps, pairs = _maps_and_pairs(inputs, need_maps, need_refs)
+    items, absent = [], []
+    for name in maps:
+        stem = Path(name).stem
+        g = _find_generated(gen, stem)
+        if g is None:
+            absent.append(stem)
+            continue
+        items.append(Item(stem, g, inputs.labels_dir / name if inputs.labels_dir else None,
+                          inputs.refs_dir / pairs[name] if pairs else None))
+    if absent:
+        raise DatasetError(
+            f"{gen}: {len(absent)} of {len(maps)} label maps have no generated image"
+            f" (e.g. {', '.join(absent[:5])}.jpg); generate every map of the split first"
+        )
+    if not items:
+        raise DatasetError(f"{gen}: no generated images to score")
+    return items
+
+
+def generated_problem(path: Path, allow_any_size: bool) -> str | None:
+    """Why a generated image cannot be scored like a submission (None when it can)."""
+    try:
+        rgb, note = read_photo(path)
+    except BadFile as exc:
+        return f"{path}: {exc}"
+    if note is not None:
+        return f"{path}: {note}; a generated image must be RGB, like the submission's"
+    h, w = rgb.shape[:2]
+    if not allow_any_size and (w, h) != SUBMISSION_SIZE:
+        return (f"{path}: {w}x{h} pixels, must be {SUBMISSION_SIZE[0]}x{SUBMISSION_SIZE[1]} (W x H)"
+                " like the submission's; pass --allow-any-size to score a folder of another size")
+    return None
+
+
+def _item_problems(item: Item, need_maps: bool, allow_any_size: bool) -> list[str]:
+    found = [generated_problem(item.generated, allow_any_size)]
+    if need_maps:
+        try:
+            read_label(item.map)
+        except BadFile as exc:
+            found.append(f"{item.map}: {exc}")
+    return [p for p in found if p]
+
+
+def check_items(items: list[Item], need_maps: bool, allow_any_size: bool = False) -> None:
+    """Decode every generated image (and label map when scored) with the core readers; raise one
+    DatasetError naming every file that fails, before anything is scored."""
+    with ThreadPoolExecutor(max_workers=2) as pool:  # decoding releases the GIL
+        found = pool.map(lambda it: _item_problems(it, need_maps, allow_any_size), items)
+        problems = [p for item_problems in found for p in item_problems]
+    if problems:
+        shown = problems[:MAX_LISTED]
+        more = f"\n  - ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        raise DatasetError(f"{len(problems)} input file(s) cannot be scored:\n  - "
+                           + "\n  - ".join(shown) + more)
