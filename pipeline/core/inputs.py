@@ -15,9 +15,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from .artifacts import read_manifest
 from .errors import ConfigError, DatasetError
 from .imageio import LABEL_EXTS, PHOTO_EXTS
+from .preprocessed import PreprocessedData
 
 SPLITS = ("val", "test")
 
@@ -50,15 +50,14 @@ def resolve_split(data_dir: str | Path, split: str) -> SplitPaths:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     data_dir = Path(data_dir)
-    manifest = read_manifest(data_dir, "preprocess")
-    paths = manifest.get("extra", {}).get("paths", {})
+    folder = PreprocessedData.open(data_dir)
+    paths = folder.paths
     train_imgs = paths.get("train_imgs")
     if not train_imgs:
         raise DatasetError(f"{data_dir}/manifest.json: no paths.train_imgs; re-run `landscape preprocess`")
     train_imgs = Path(train_imgs)
     if split == "val":
-        out = SplitPaths("val", data_dir / "val" / "labels", data_dir / "val_pairs.json",
-                         train_imgs, train_imgs, train_imgs)
+        out = SplitPaths("val", folder.val_labels_dir, folder.pairs_path("val"), train_imgs, train_imgs, train_imgs)
     else:
         if not paths.get("test_labels") or not paths.get("pairs"):
             raise DatasetError(
@@ -66,8 +65,7 @@ def resolve_split(data_dir: str | Path, split: str) -> SplitPaths:
                 "label_to_img.json were found); re-run `landscape preprocess` with the test maps "
                 "in DATA/test/labels (or --test-labels DIR --pairs FILE)"
             )
-        out = SplitPaths("test", Path(paths["test_labels"]), data_dir / "test_pairs.json",
-                         train_imgs, train_imgs, None)
+        out = SplitPaths("test", Path(paths["test_labels"]), folder.pairs_path("test"), train_imgs, train_imgs, None)
     for what, folder in (("label maps", out.labels_dir), ("training photos", train_imgs)):
         if not folder.is_dir():
             raise DatasetError(

@@ -346,9 +346,8 @@ def _build(cfg: Config, plan: _Plan, parts: DatasetParts, tmp: Path, out: Path, 
 def _remove_created(created: list[Path], out: Path) -> None:
     """After a failure: remove the parent folders this run created (and the lock file it left
     in the deepest one), so that a refused run leaves nothing behind."""
-    if not created:
-        return
-    FolderLock(out, STAGE).path.unlink(missing_ok=True)  # ours: its folder did not exist before this run
+    if created:  # the lock file is ours: its folder did not exist before this run
+        FolderLock(out, STAGE).path.unlink(missing_ok=True)
     for p in created:  # deepest first
         try:
             p.rmdir()
@@ -392,10 +391,13 @@ def run_preprocess(cfg: Config, parts: DatasetParts, out: str | Path, *, skip_ba
     scan, order, dropped = _plan(cfg, parts, drop, skip_bad)  # cheap checks: nothing written if they fail
     plan = _Plan(scan, order, dropped, list(scan.problems), chash, fingerprint, start)
     created = [p for p in [out.parent, *out.parent.parents] if not p.exists()]
+    held = False  # whether this run got the lock (a refused one must not touch the lock file)
     try:
         with staged_folder(out, stage=STAGE) as tmp:
+            held = True
             manifest = _build(cfg, plan, parts, tmp, out, skip_bad, progress)
     except BaseException:
-        _remove_created(created, out)
+        if held:
+            _remove_created(created, out)
         raise
     return StageResult(manifest, _summary(out, manifest, False))

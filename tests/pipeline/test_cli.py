@@ -34,6 +34,12 @@ def test_help_does_not_import_jittor_or_torch():
         (["preprocess", "--data", ".", "--out", "OUT", "--set", "data.bogus=1"], "unknown key 'data.bogus'"),
         (["preprocess", "--data", ".", "--out", "OUT", "--set", "data.height=abc"], "'data.height' must be an integer"),
         (["preprocess", "--data", ".", "--out", "OUT", "--config", "/no/such.toml"], "config file not found"),
+        (["generate", "--run", "/no/run", "--data", ".", "--split", "val", "--out", "OUT"],
+         "/no/run: no config.resolved.toml, so it is not a training run"),
+        (["test", "--input_path", ".", "--img_path", ".", "--output_path", "OUT", "--run", "/no/run"],
+         "not a training run"),
+        (["generate", "--run", "/no/run", "--config", "/no/such.toml", "--data", ".", "--split", "val",
+          "--out", "OUT"], "config file not found"),
     ],
 )
 def test_user_mistake_is_one_line_and_exit_2(args, words, tmp_path):
@@ -44,3 +50,12 @@ def test_user_mistake_is_one_line_and_exit_2(args, words, tmp_path):
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_generate_and_its_alias_take_config_like_the_other_stages():
+    from click.testing import CliRunner
+
+    for name in ("generate", "test", "preprocess", "train"):
+        res = CliRunner().invoke(cli.cli, [name, "--help"])
+        assert res.exit_code == 0 and "--config" in res.output and "--set" in res.output, name
+    assert "config.resolved.toml" in CliRunner().invoke(cli.cli, ["generate", "--help"]).output
