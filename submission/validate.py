@@ -142,6 +142,32 @@ def _generate_manifest(folder: Path, allow_unfinished: bool) -> tuple[dict | Non
         return None, [("manifest", f"{exc} Or pass --allow-unfinished to skip this check.")]
 
 
+def _classify(p: Path, wanted: set[str], labels: Path, finished_at: float | None) -> tuple[str, str]:
+    """What a folder entry is: ("image", ""), ("misnamed", line), ("note", line), or (kind, line)
+    of a problem."""
+    name = p.name
+    if name.startswith(".") and name.endswith(".tmp"):
+        if finished_at is not None and p.stat().st_mtime <= finished_at:
+            # Left by a run killed before the one that finished: harmless, never zipped.
+            return "note", (f"{p}: leftover temporary file of an earlier, killed generation"
+                            " (the folder's manifest is newer); not packaged, safe to delete")
+        return "temp", f"{p}: temporary file, so generation did not finish: {REGENERATE}"
+    if name.startswith("."):
+        return "hidden", f"{p}: hidden file, not part of a submission; delete it"
+    if p.is_dir():
+        return "subfolder", f"{p}: sub-folder; the zip must be flat: move or delete it"
+    if not p.is_file():
+        return "other", f"{p}: not a regular file; delete it"
+    if p.suffix == IMAGE_SUFFIX and p.stem in wanted:
+        return "image", ""
+    if p.stem in wanted:
+        return "misnamed", (f"{p}: wrong extension '{p.suffix}'; the submission needs {p.stem}{IMAGE_SUFFIX}"
+                            f" (a JPEG): rename it, or re-save it as JPEG if it is not one")
+    if p.suffix == IMAGE_SUFFIX:
+        return "extra", f"{p}: no label map {p.stem}{MAP_SUFFIX} in {labels}; delete it"
+    return "extra", f"{p}: not a <map stem>{IMAGE_SUFFIX} file; delete it"
+
+
 def validate_generated(
     generated_dir: str | Path,
     labels_dir: str | Path,
@@ -159,56 +185,28 @@ def validate_generated(
     stems = map_stems(labels)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: generated folder not found. Generate it first: `make submit`.")
-    wanted = set(stems)
     header = f"{folder} is not a valid submission for the {len(stems)} maps in {labels}"
     manifest, problems = _generate_manifest(folder, allow_unfinished)
-
-    entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    if not [p for p in entries if p.name not in STAGE_FILES]:
-        raise SubmissionError(header, [(
-            "empty",
+    entries = [p for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name not in STAGE_FILES]
+    if not entries:
+        raise SubmissionError(header, [("empty", (
             f"{folder}: no images; expected {len(stems)} files <stem>{IMAGE_SUFFIX}, one per map."
-            f" Generate them: {REGENERATE}",
-        )])
+            f" Generate them: {REGENERATE}"))])
     # A finished manifest (written last) dates the end of the generation that made the folder.
     finished_at = (folder / MANIFEST).stat().st_mtime if manifest is not None else None
-    notes: list[str] = []
-    images: dict[str, Path] = {}
-    misnamed: set[str] = set()  # stems present under a wrong extension (reported once, not twice)
+    images, misnamed, notes = {}, set(), []
     for p in entries:
-        name = p.name
-        if name in STAGE_FILES:
-            continue
-        if name.startswith(".") and name.endswith(".tmp"):
-            if finished_at is not None and p.stat().st_mtime <= finished_at:
-                # Left by a run killed before the one that finished: harmless, never zipped.
-                notes.append(f"{p}: leftover temporary file of an earlier, killed generation"
-                             " (the folder's manifest is newer); not packaged, safe to delete")
-            else:
-                problems.append(("temp", f"{p}: temporary file, so generation did not finish: {REGENERATE}"))
-        elif name.startswith("."):
-            problems.append(("hidden", f"{p}: hidden file, not part of a submission; delete it"))
-        elif p.is_dir():
-            problems.append(("subfolder", f"{p}: sub-folder; the zip must be flat: move or delete it"))
-        elif not p.is_file():
-            problems.append(("other", f"{p}: not a regular file; delete it"))
-        elif p.suffix == IMAGE_SUFFIX and p.stem in wanted:
+        kind, line = _classify(p, set(stems), labels, finished_at)
+        if kind == "image":
             images[p.stem] = p
-        elif p.stem in wanted:
-            misnamed.add(p.stem)
-            problems.append(("extension", (
-                f"{p}: wrong extension '{p.suffix}'; the submission needs {p.stem}{IMAGE_SUFFIX}"
-                f" (a JPEG): rename it, or re-save it as JPEG if it is not one"
-            )))
-        elif p.suffix == IMAGE_SUFFIX:
-            problems.append(("extra", f"{p}: no label map {p.stem}{MAP_SUFFIX} in {labels}; delete it"))
+        elif kind == "note":
+            notes.append(line)
         else:
-            problems.append(("extra", f"{p}: not a <map stem>{IMAGE_SUFFIX} file; delete it"))
-    for stem in stems:
-        if stem not in images and stem not in misnamed:
-            problems.append((
-                "missing", f"{folder / (stem + IMAGE_SUFFIX)}: missing (map {stem}{MAP_SUFFIX}); {REGENERATE}"
-            ))
+            problems.append(("extension" if kind == "misnamed" else kind, line))
+            if kind == "misnamed":
+                misnamed.add(p.stem)  # reported once, not again as missing
+    problems += [("missing", f"{folder / (stem + IMAGE_SUFFIX)}: missing (map {stem}{MAP_SUFFIX}); {REGENERATE}")
+                 for stem in stems if stem not in images and stem not in misnamed]
     for stem, p in images.items():
         problems.extend(("image", line) for line in jpeg_problems(p.read_bytes(), str(p), size))
     if problems:

@@ -57,6 +57,6 @@ def test_missing_model_is_one_red_line_and_exit_2(tmp_path, capsys):
 
 def test_commands_module_loads_no_torch():
     """`landscape --help` stays instant: the evaluation commands import torch only when run."""
-    code = ("import sys, evaluation.commands; bad = [m for m in ('torch', 'transformers', 'cv2')"
+    code = ("import sys, evaluation.commands; bad = [m for m in ('torch', 'transformers', 'torch_fidelity')"
             " if m in sys.modules]; sys.exit(str(bad) if bad else 0)")
     subprocess.run([sys.executable, "-c", code], check=True)

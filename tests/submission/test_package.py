@@ -12,13 +12,26 @@ import pytest
 from PIL import Image
 
 from pipeline.core.artifacts import manifest_hash, read_manifest, write_manifest
-from pipeline.cli import main
+from pipeline.core.cli import main
+from pipeline.core.config import load_config
 from pipeline.core.errors import ArtifactError, DatasetError
 from submission import package as package_mod
-from submission.package import check_package, read_per_image, run_package
+from submission.package import PackageInputs, check_package, run_package
+from submission.scores import read_per_image
 from submission.validate import SubmissionError
 
 from .util import STEMS, jpeg_bytes, make_generated, make_labels, valid_files
+
+
+def package(gen, labels, out, scores=None, picks=None, **flags) -> dict:
+    """run_package with `picks` expert picks (default: the config's 3); returns the manifest."""
+    cfg = load_config(None, [] if picks is None else [f"package.expert_picks={picks}"])
+    return run_package(cfg, PackageInputs(gen, labels, scores), out, progress=False, **flags).manifest
+
+
+def entries(folder) -> list[str]:
+    """What a folder holds, less the hidden lock file beside an output folder (kept, harmless)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock"))
 
 
 def sha(data: bytes) -> str:
@@ -37,7 +50,7 @@ def inputs(tmp_path):
 
 def test_zip_is_flat_complete_and_matches_its_manifest(inputs):
     gen, labels, out = inputs
-    manifest = run_package(gen, labels, out)
+    manifest = package(gen, labels, out)
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
         assert names == sorted(f"{s}.jpg" for s in STEMS)  # flat, one per map, no manifest.json
@@ -54,7 +67,7 @@ def test_zip_is_flat_complete_and_matches_its_manifest(inputs):
     on_disk = read_manifest(out.parent / "exp", "package", deep=True)
     assert on_disk["extra"]["zip"] == manifest["extra"]["zip"]
     check_package(out)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["exp", "exp.zip"]  # no temp left
+    assert entries(out.parent) == ["exp", "exp.zip"]  # no temp left
 
 
 def test_killed_generate_leftover_is_not_packaged(tmp_path):
@@ -63,7 +76,7 @@ def test_killed_generate_leftover_is_not_packaged(tmp_path):
     earlier = (gen / "manifest.json").stat().st_mtime - 60
     os.utime(gen / ".3a.jpg.k1ll.tmp", (earlier, earlier))
     out = tmp_path / "out" / "exp.zip"
-    manifest = run_package(gen, make_labels(tmp_path), out)
+    manifest = package(gen, make_labels(tmp_path), out)
     with zipfile.ZipFile(out) as zf:
         assert zf.namelist() == sorted(f"{s}.jpg" for s in STEMS)
     assert "leftover temporary file" in manifest["extra"]["notes"][0]
@@ -71,14 +84,14 @@ def test_killed_generate_leftover_is_not_packaged(tmp_path):
 
 def test_same_images_give_the_same_zip_bytes(inputs, tmp_path):
     gen, labels, out = inputs
-    run_package(gen, labels, out)
+    package(gen, labels, out)
     first = out.read_bytes()
     for p in gen.glob("*.jpg"):  # other file times must not change the bytes
         os.utime(p, (1_000_000_000, 1_000_000_000))
     other = tmp_path / "elsewhere" / "exp2.zip"
-    run_package(gen, labels, other)
+    package(gen, labels, other)
     assert other.read_bytes() == first
-    run_package(gen, labels, out)  # re-packaging over an existing zip
+    package(gen, labels, out)  # re-packaging over an existing zip
     assert out.read_bytes() == first
 
 
@@ -87,19 +100,19 @@ def test_nothing_written_when_validation_fails(tmp_path):
     gen, labels = make_generated(tmp_path, files), make_labels(tmp_path)
     out = tmp_path / "out" / "exp.zip"
     with pytest.raises(SubmissionError, match="colour mode L"):
-        run_package(gen, labels, out)
+        package(gen, labels, out)
     assert not (tmp_path / "out").exists()
 
 
 def test_failed_zip_check_leaves_no_zip_and_keeps_the_old_one(inputs, monkeypatch):
     gen, labels, out = inputs
-    run_package(gen, labels, out)
+    package(gen, labels, out)
     old = out.read_bytes()
     monkeypatch.setattr(package_mod, "verify_zip", lambda *a, **k: ["1001.jpg: CRC check failed"])
     with pytest.raises(ArtifactError, match="failed its check.*CRC check failed"):
-        run_package(gen, labels, out)
+        package(gen, labels, out)
     assert out.read_bytes() == old
-    assert sorted(p.name for p in out.parent.iterdir()) == ["exp", "exp.zip"]  # no temp zip
+    assert entries(out.parent) == ["exp", "exp.zip"]  # no temp zip
     # The old manifest was dropped first, so the package reads as unfinished, not as current.
     with pytest.raises(ArtifactError, match="did not finish"):
         check_package(out)
@@ -113,15 +126,15 @@ def test_crash_while_writing_leaves_no_zip(inputs, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(package_mod, "write_zip", broken)
-    with pytest.raises(OSError, match="disk full"):
-        run_package(gen, labels, out)
+    with pytest.raises(ArtifactError, match="disk full"):  # an OS error is one line naming the path
+        package(gen, labels, out)
     assert not out.exists()
-    assert [p.name for p in out.parent.iterdir() if p.is_file()] == []
+    assert [p for p in entries(out.parent) if (out.parent / p).is_file()] == []
 
 
 def test_verify_zip_finds_a_corrupt_entry(inputs, tmp_path):
     gen, labels, out = inputs
-    manifest = run_package(gen, labels, out)
+    manifest = package(gen, labels, out)
     data = bytearray(out.read_bytes())
     i = data.index(b"JFIF") + 200  # a byte inside the first entry's image data
     data[i] ^= 0xFF
@@ -135,7 +148,7 @@ def test_verify_zip_finds_a_corrupt_entry(inputs, tmp_path):
 
 def test_check_package_detects_a_changed_zip(inputs):
     gen, labels, out = inputs
-    run_package(gen, labels, out)
+    package(gen, labels, out)
     with zipfile.ZipFile(out, "a") as zf:
         zf.writestr("extra.txt", "x")
     with pytest.raises(ArtifactError, match="changed since it was packaged"):
@@ -145,9 +158,9 @@ def test_check_package_detects_a_changed_zip(inputs):
 def test_out_must_be_a_zip_outside_the_generated_folder(inputs):
     gen, labels, _ = inputs
     with pytest.raises(DatasetError, match="must be a .zip"):
-        run_package(gen, labels, gen.parent / "exp.tar")
+        package(gen, labels, gen.parent / "exp.tar")
     with pytest.raises(DatasetError, match="inside the generated folder"):
-        run_package(gen, labels, gen / "exp.zip")
+        package(gen, labels, gen / "exp.zip")
 
 
 # ---------------------------------------------------------------------------- expert picks
@@ -163,7 +176,7 @@ def test_picks_the_best_products_and_copies_them(inputs, tmp_path):
     gen, labels, out = inputs
     csv_path = tmp_path / "scores.csv"
     write_scores(csv_path, SCORES)
-    manifest = run_package(gen, labels, out, csv_path, picks=2)
+    manifest = package(gen, labels, out, csv_path, picks=2)
     picks = manifest["extra"]["expert_picks"]
     assert [(p["rank"], p["stem"]) for p in picks] == [(1, "3a"), (2, "20_b")]
     assert picks[0]["product"] == pytest.approx(0.95 * 0.8 * 0.7)
@@ -179,9 +192,9 @@ def test_three_picks_by_default_and_old_picks_removed(inputs, tmp_path):
     gen, labels, out = inputs
     csv_path = tmp_path / "scores.csv"
     write_scores(csv_path, SCORES)
-    manifest = run_package(gen, labels, out, csv_path)
+    manifest = package(gen, labels, out, csv_path)
     assert [p["stem"] for p in manifest["extra"]["expert_picks"]] == ["3a", "20_b", "1001"]
-    manifest = run_package(gen, labels, out)  # no scores this time: no stale picks survive
+    manifest = package(gen, labels, out)  # no scores this time: no stale picks survive
     assert manifest["extra"]["expert_picks"] == []
     assert not (out.parent / "exp" / "expert").exists()
 
@@ -190,7 +203,7 @@ def test_ties_break_by_stem(inputs, tmp_path):
     gen, labels, out = inputs
     csv_path = tmp_path / "scores.csv"
     write_scores(csv_path, [(s, 0.5, 0.5, 0.5) for s in reversed(STEMS)])
-    manifest = run_package(gen, labels, out, csv_path, picks=3)
+    manifest = package(gen, labels, out, csv_path, picks=3)
     assert [p["stem"] for p in manifest["extra"]["expert_picks"]] == sorted(STEMS)
 
 
@@ -198,7 +211,7 @@ def test_partial_scores_pick_among_the_scored(inputs, tmp_path):
     gen, labels, out = inputs
     csv_path = tmp_path / "scores.csv"
     write_scores(csv_path, SCORES[:1])
-    manifest = run_package(gen, labels, out, csv_path)
+    manifest = package(gen, labels, out, csv_path)
     assert [p["stem"] for p in manifest["extra"]["expert_picks"]] == ["1001"]
     assert "2 packaged images have no score" in manifest["extra"]["expert_note"]
 
@@ -208,13 +221,13 @@ def test_scores_of_other_images_are_refused_before_writing(inputs, tmp_path):
     csv_path = tmp_path / "scores.csv"
     write_scores(csv_path, [("val_1", 1, 1, 1), ("val_2", 1, 1, 1)])
     with pytest.raises(DatasetError, match="scores none of the 3 packaged images"):
-        run_package(gen, labels, out, csv_path)
+        package(gen, labels, out, csv_path)
     assert not out.parent.exists()
 
 
 def test_no_scores_says_it_cannot_pick(inputs, capsys):
     gen, labels, out = inputs
-    manifest = run_package(gen, labels, out)
+    manifest = package(gen, labels, out)
     note = manifest["extra"]["expert_note"]
     assert "cannot be picked" in note and "make score" in note and "--scores" in note
     assert manifest["extra"]["expert_picks"] == []
@@ -255,7 +268,7 @@ def make_eval_folder(tmp_path, gen, inputs_hash=None, scored=None):
 def test_evaluate_folder_of_these_images(inputs, tmp_path):
     gen, labels, out = inputs
     ev = make_eval_folder(tmp_path, gen)
-    manifest = run_package(gen, labels, out, ev)
+    manifest = package(gen, labels, out, ev)
     assert [p["stem"] for p in manifest["extra"]["expert_picks"]] == ["3a", "20_b", "1001"]
     assert manifest["inputs"]["scores"] == manifest_hash(ev)
 
@@ -263,7 +276,7 @@ def test_evaluate_folder_of_these_images(inputs, tmp_path):
 def test_generate_rerun_that_changed_no_image_keeps_the_scores(inputs, tmp_path):
     gen, labels, out = inputs
     ev = make_eval_folder(tmp_path, gen, inputs_hash="0" * 64)  # generate's manifest rewritten since
-    manifest = run_package(gen, labels, out, ev)
+    manifest = package(gen, labels, out, ev)
     assert [p["stem"] for p in manifest["extra"]["expert_picks"]] == ["3a", "20_b", "1001"]
 
 
@@ -273,7 +286,7 @@ def test_images_generated_again_after_scoring_are_refused(inputs, tmp_path):
     later = (ev / "manifest.json").stat().st_mtime + 60
     os.utime(gen / "3a.jpg", (later, later))
     with pytest.raises(ArtifactError, match="scored before 1 of the images .* generated again .*3a.jpg.*make score"):
-        run_package(gen, labels, out, ev)
+        package(gen, labels, out, ev)
     assert not out.parent.exists()
 
 
@@ -281,7 +294,7 @@ def test_scores_of_another_folder_are_refused(inputs, tmp_path):
     gen, labels, out = inputs
     ev = make_eval_folder(tmp_path, gen, inputs_hash="0" * 64, scored=tmp_path / "other" / "test")
     with pytest.raises(ArtifactError, match="these scores are of .*other/test, not of .*generated"):
-        run_package(gen, labels, out, ev)
+        package(gen, labels, out, ev)
     assert not out.parent.exists()
 
 
@@ -289,23 +302,23 @@ def test_unfinished_evaluate_folder_is_refused(inputs, tmp_path):
     gen, labels, out = inputs
     write_scores(tmp_path / "eval" / "per_image.csv", SCORES)
     with pytest.raises(ArtifactError, match="'evaluate' stage did not finish"):
-        run_package(gen, labels, out, tmp_path / "eval")
+        package(gen, labels, out, tmp_path / "eval")
     with pytest.raises(DatasetError, match="scores folder not found"):
-        run_package(gen, labels, out, tmp_path / "nowhere")
+        package(gen, labels, out, tmp_path / "nowhere")
 
 
 def test_scores_optional_packages_without_picks_and_says_why(inputs, tmp_path):
     gen, labels, out = inputs
     ev = make_eval_folder(tmp_path, gen, inputs_hash="0" * 64, scored=tmp_path / "elsewhere")
-    manifest = run_package(gen, labels, out, ev, scores_optional=True)
+    manifest = package(gen, labels, out, ev, scores_optional=True)
     assert manifest["extra"]["expert_picks"] == [] and "scores" not in manifest["inputs"]
     assert manifest["extra"]["expert_note"].startswith("scores not used")
     assert "these scores are of" in manifest["extra"]["expert_note"]
     check_package(out)
-    manifest = run_package(gen, labels, out, tmp_path / "nowhere", scores_optional=True)
+    manifest = package(gen, labels, out, tmp_path / "nowhere", scores_optional=True)
     assert "scores folder not found" in manifest["extra"]["expert_note"]
     fresh = make_eval_folder(tmp_path / "fresh", gen)
-    manifest = run_package(gen, labels, out, fresh, scores_optional=True)
+    manifest = package(gen, labels, out, fresh, scores_optional=True)
     assert [p["stem"] for p in manifest["extra"]["expert_picks"]] == ["3a", "20_b", "1001"]
 
 
@@ -339,3 +352,19 @@ def test_submission_needs_neither_jittor_nor_torch():
         "bad = [m for m in ('jittor', 'torch') if m in sys.modules]; sys.exit(str(bad) if bad else 0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_package_never_takes_over_what_it_did_not_make(inputs, tmp_path):
+    gen, labels, _ = inputs
+    mine = tmp_path / "mine"
+    (mine / "photos" / "expert").mkdir(parents=True)
+    (mine / "photos" / "expert" / "keep.jpg").write_bytes(b"a user's photo")
+    with pytest.raises(ArtifactError, match="did not make"):
+        package(gen, labels, mine / "photos.zip")  # <exp>/ is a folder of someone else's
+    assert (mine / "photos" / "expert" / "keep.jpg").read_bytes() == b"a user's photo"
+    assert not (mine / "photos.zip").exists()
+    (mine / "backup.zip").write_bytes(b"PK a user's archive")
+    with pytest.raises(ArtifactError, match="was not written by `landscape package`"):
+        package(gen, labels, mine / "backup.zip")
+    assert (mine / "backup.zip").read_bytes() == b"PK a user's archive"
+    assert not (mine / "backup").exists()

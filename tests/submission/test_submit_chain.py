@@ -67,6 +67,7 @@ def check_zip(zip_path: Path, stems: set[str]):
                 assert im.mode == "RGB" and im.size == (512, 384)
 
 
+@pytest.mark.slow  # runs `make submit` twice (preprocess, train, generate, package)
 @pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "landscape").exists(), reason="needs make setup")
 def test_killed_generate_then_make_submit_gives_a_complete_zip(tmp_path):
     config = tmp_path / "tiny.toml"
