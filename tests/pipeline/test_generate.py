@@ -173,6 +173,26 @@ def test_inputs_are_checked_before_the_output_is_touched(trained, tmp_path):
     assert not out.exists()
 
 
+def test_damaged_weights_are_refused_before_the_output_is_touched(trained, tmp_path):
+    """A bit flipped inside a tensor of the EMA generator (same size, header intact) once gave
+    flat grey images; the weights are read and verified before the output folder is opened."""
+    import struct
+
+    from pipeline.checkpoint import EMA_FILE
+
+    data, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    raw = bytearray((copy / EMA_FILE).read_bytes())
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    raw[8 + header_len + (len(raw) - 8 - header_len) // 2] ^= 0x10
+    (copy / EMA_FILE).write_bytes(bytes(raw))
+    out = tmp_path / "out"
+    with pytest.raises(ArtifactError, match=EMA_FILE):
+        _generate(copy, resolve_inputs(data, "val"), out)
+    assert not out.exists()
+
+
 def test_out_under_a_file_is_one_line(trained, tmp_path, capsys):
     from pipeline.core.cli import main
 
