@@ -82,8 +82,6 @@ def run_config(run_dir: str | Path, config_path: str | Path | None = None,
 
 def _check_inputs(cfg: Config, inputs: GenerateInputs) -> _Checked:
     """Check the run, read its weights and the pairing (nothing decoded, nothing written)."""
-    from .core.inputs import load_pairs
-
     weights = inputs.weights
     if inputs.checkpoint is None:
         read_manifest(inputs.run_dir, "train")  # a finished run; an unfinished one needs --checkpoint
@@ -94,7 +92,7 @@ def _check_inputs(cfg: Config, inputs: GenerateInputs) -> _Checked:
         run_id = sha256_file(weights)
     arrays, header = read_checkpoint(weights)
     maps = inputs.maps
-    pairs = load_pairs(maps.pairs_json, maps.labels_dir, maps.refs_dir)
+    pairs = maps.load_pairs()
     found = {"run": run_id}
     if maps.data_dir is not None:
         found["data"] = manifest_hash(maps.data_dir)
