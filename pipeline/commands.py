@@ -44,10 +44,10 @@ def train(data_dir, out_dir, resume, quiet, cfg):
     print_summary(result)
 
 
-def run_config_options(func):
-    """--config, --set, --device and --quiet of the commands that use a trained run: the config
-    defaults to the run's own config.resolved.toml. The command receives `cfg` and needs a
-    `run_dir` parameter."""
+def trained_run_options(func):
+    """--config, --set, --device, --checkpoint and --quiet of the commands that use a trained
+    run; the config defaults to the run's own config.resolved.toml. The command needs a
+    `run_dir` parameter and receives `cfg`."""
 
     @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
                   help="Experiment TOML file (default: the run's own config.resolved.toml).")
@@ -90,7 +90,7 @@ def _generate(cfg, run_dir, checkpoint, maps, out, quiet) -> None:
               help="Folder of the reference photos.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder (artifacts/generated/<exp>/<split>).")
-@run_config_options
+@trained_run_options
 def generate(run_dir, data_dir, split, labels_dir, pairs_json, refs_dir, out_dir, checkpoint, quiet, cfg):
     """Generate one <label stem>.jpg (512x384) per label map with the run's EMA generator."""
     from .core.inputs import resolve_inputs
@@ -108,7 +108,7 @@ def generate(run_dir, data_dir, split, labels_dir, pairs_json, refs_dir, out_dir
               help="Where the images go (a new folder, or one an earlier generate made).")
 @click.option("--run", "run_dir", default="artifacts/runs/ecgan", show_default=True,
               type=click.Path(file_okay=False), help="Training run folder.")
-@run_config_options
+@trained_run_options
 def test_alias(input_path, img_path, output_path, run_dir, checkpoint, quiet, cfg):
     """The entries' familiar call: `test --input_path --img_path --output_path` (= generate)."""
     from .core.errors import DatasetError
