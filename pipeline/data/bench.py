@@ -69,7 +69,7 @@ def run(pairs: int = 200, width: int = 512, height: int = 384, workers: int | No
         cfg = load_config(None, sets)
         decode, decoder = bare_decode_seconds(data)
         start = time.perf_counter()
-        run_preprocess(DatasetParts.find(data), tmp / "pre", cfg, progress=False)
+        run_preprocess(cfg, DatasetParts.find(data), tmp / "pre", progress=False)
         pre = time.perf_counter() - start
         n = resolve_workers(cfg.data.workers)
         return [
