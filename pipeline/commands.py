@@ -13,14 +13,7 @@ from pathlib import Path
 
 import click
 
-from .core.artifacts import StageResult
-from .core.cli import config_options
-
-
-def print_summary(result: StageResult) -> None:
-    """Print a stage's summary lines: what every command shows when it succeeds."""
-    for line in result.summary:
-        click.echo(line)
+from .core.cli import config_options, print_summary
 
 
 @click.command("train")

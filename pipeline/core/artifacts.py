@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ArtifactError
+from .errors import ArtifactError, StorageError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -300,7 +300,7 @@ def os_errors(where: str | Path) -> Iterator[None]:
     except (ArtifactError, BlockingIOError):
         raise
     except OSError as exc:
-        raise ArtifactError(os_error_message(exc, where)) from None
+        raise StorageError(os_error_message(exc, where)) from None
 
 
 def prepare_output_dir(path: str | Path) -> Path:

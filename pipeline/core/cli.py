@@ -16,7 +16,7 @@ import click
 
 from .config import DEFAULT_CONFIG, Config, load_config
 from .artifacts import os_error_message
-from .errors import LandscapeError
+from .errors import LandscapeError, StorageError
 
 COMMAND_MODULES = (
     "pipeline.data.commands",
@@ -35,6 +35,12 @@ def cli(verbose: bool) -> None:
     evaluate and package a Jittor AI Challenge submission."""
     if verbose:  # read by pipeline.jt_env before jittor's first import
         os.environ["LANDSCAPE_VERBOSE"] = "1"
+
+
+def print_summary(result) -> None:
+    """Print a stage's `StageResult.summary` lines: what every command shows when it succeeds."""
+    for line in result.summary:
+        click.echo(line)
 
 
 def register_commands() -> None:
@@ -56,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except StorageError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)
     except LandscapeError as exc:
         click.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)

@@ -19,3 +19,8 @@ class DatasetError(LandscapeError):
 
 class ArtifactError(LandscapeError):
     """A stage's input folder is missing, stale, tampered with or from another stage."""
+
+
+class StorageError(ArtifactError):
+    """The operating system refused a read or write (permission, space, a file where a folder
+    should be): exit status 1, like any OS error, rather than 2 for a user mistake in the input."""

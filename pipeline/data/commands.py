@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..commands import print_summary
-from ..core.cli import config_options
+from ..core.cli import config_options, print_summary
 
 
 @click.command("sample-data")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ...core.cli import config_options
+from ...core.cli import config_options, print_summary
 
 
 @click.command("style-oracle")
@@ -26,8 +26,7 @@ def style_oracle(data_dir, split, out, quiet, cfg):
     paths = resolve_split(data_dir, split)
     result = run_style_oracle(cfg, paths, out, progress=not quiet,
                               inputs={"data": manifest_hash(data_dir)})
-    for line in result.summary:
-        click.echo(line)
+    print_summary(result)
 
 
 COMMANDS: list = [style_oracle]
