@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from pipeline.core.artifacts import read_manifest
-from pipeline.core.config import config_hash
+from pipeline.core.config import config_hash, load_config
 from pipeline.data.layout import DatasetParts
 from pipeline.data.preprocess import NpyRows, run_preprocess, write_row
 from pipeline.data.sample import write_sample_dataset
@@ -187,3 +188,75 @@ def test_grey_photo_with_palette_label_end_to_end(tmp_path):
     row = index["train"].index("img0")
     img = np.load(out / "train_images.npy")[row]
     assert img.shape == (32, 48, 3) and np.all(img[..., 0] == img[..., 1])
+
+
+
+# ============================================================================ golden bytes
+# Recorded from preprocess.py as of commit f2733ed (before the issue-11 speed work), so that a
+# rewrite provably changes no output byte. Input: `landscape sample-data --train 24 --test 4
+# --seed 0 --width 128 --height 96`, whose own digest is pinned first: a change of the sample
+# generator (or of OpenCV's codecs) then reads as such, not as a preprocess change.
+GOLDEN_INPUT = "e2e2bb88baf321a3c55752d4fa94d31c45cd6b8ca147fe189b1ef33892463155"
+GOLDEN_OUTPUT = {  # case -> digest of every output file but the manifest (see _tree_digest)
+    "resize": "3792ce3dab68a9efda84a339697b13daa25aedffcfeebc2a90cdc9e0c8a09b91",
+    "full-size": "8b6bc15737606659f3c3843e69c2aadf01c4337a343dcda383998fecf7034a20",
+    "skip-bad": "a072413d44e547442d7b9f104b2523c5940ba7b978aa30ebd0b09b0eee5b3795"  # one val pair skipped,
+}
+GOLDEN_CASES = {  # case -> (config overrides, break two files and pass --skip-bad)
+    "resize": (["data.height=48", "data.width=64", "data.val_count=4"], False),
+    "full-size": (["data.height=96", "data.width=128", "data.val_count=4"], False),
+    "skip-bad": (["data.height=48", "data.width=64", "data.val_count=4"], True),
+}
+
+
+def _tree_digest(root, data_root) -> tuple[str, dict[str, str]]:
+    """(sha256 over every file under `root` but manifest.json and locks, {relative path: sha256});
+    index.json with its absolute paths made relative to `data_root` (a temporary folder)."""
+    import hashlib
+
+    files = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        if not p.is_file() or rel == "manifest.json" or ".lock" in rel:
+            continue
+        data = p.read_bytes()
+        if rel == "index.json":
+            index = json.loads(data)
+            index["paths"] = {k: v and os.path.relpath(v, data_root) for k, v in index["paths"].items()}
+            for key in ("skipped", "converted"):
+                index[key] = [{**e, "file": os.path.relpath(e["file"], data_root)} for e in index[key]]
+            data = json.dumps(index, sort_keys=True).encode()
+        files[rel] = hashlib.sha256(data).hexdigest()
+    text = "".join(f"{k} {v}\n" for k, v in files.items())
+    return hashlib.sha256(text.encode()).hexdigest(), files
+
+
+@pytest.fixture(scope="module")
+def golden_raw(tmp_path_factory):
+    from pipeline.core.cli import main
+
+    out = tmp_path_factory.mktemp("golden") / "raw"
+    main(["sample-data", "--out", str(out), "--train", "24", "--test", "4", "--seed", "0",
+          "--width", "128", "--height", "96", "--quiet"])  # exits (fails the test) on an error
+    (out / "manifest.json").unlink()  # holds its run time; the data files are what is pinned
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_output_bytes_are_the_recorded_ones(golden_raw, tmp_path, case, workers):
+    import shutil
+
+    assert _tree_digest(golden_raw, golden_raw)[0] == GOLDEN_INPUT, "the sample dataset changed"
+    sets, broken = GOLDEN_CASES[case]
+    data = tmp_path / "raw"
+    shutil.copytree(golden_raw, data)
+    if broken:
+        (data / "train/imgs/train_00005.jpg").write_bytes(b"not a jpeg")
+        (data / "train/labels/train_00011.png").write_bytes(b"")
+    cfg = load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.toml",
+                      [*sets, f"data.workers={workers}"])
+    out = tmp_path / "pp"
+    run_preprocess(cfg, DatasetParts.find(data), out, skip_bad=broken, progress=False)
+    digest, files = _tree_digest(out, data)
+    assert digest == GOLDEN_OUTPUT[case], files
