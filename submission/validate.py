@@ -17,16 +17,16 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from pipeline.core.artifacts import MANIFEST, read_manifest
+from pipeline.core.artifacts import MANIFEST, OWNER_MARK, read_manifest
 from pipeline.core.errors import ArtifactError, DatasetError
 
 SUBMISSION_SIZE = (512, 384)  # (width, height) the organisers' scorer expects
 IMAGE_SUFFIX = ".jpg"
 MAP_SUFFIX = ".png"
 REGENERATE = "re-run `make submit`"
-# The generate stage's own files in its folder (manifest.json, pipeline.generate.STATE_FILE):
-# bookkeeping, never zipped, never a problem.
-STAGE_FILES = frozenset({MANIFEST, ".generate_state.json"})
+# The generate stage's own files in its folder (manifest.json, the owner mark of `claim_folder`,
+# pipeline.generate.STATE_FILE): bookkeeping, never zipped, never a problem.
+STAGE_FILES = frozenset({MANIFEST, OWNER_MARK, ".generate_state.json"})
 # Beyond this many lines of one kind the message shows the first ones and a count (the full list
 # stays on the exception's `problems`): a 1,000-line error helps nobody.
 MAX_LINES_PER_KIND = 10

@@ -7,7 +7,7 @@ import os
 import pytest
 from PIL import ImageFile
 
-from pipeline.core.artifacts import write_manifest
+from pipeline.core.artifacts import OWNER_MARK, write_manifest
 from pipeline.core.errors import DatasetError
 from submission.validate import STAGE_FILES, SubmissionError, jpeg_problems, validate_generated
 
@@ -34,9 +34,10 @@ def test_valid_folder_passes(tmp_path):
 def test_generate_stage_files_are_not_problems(tmp_path):
     import pipeline.generate
 
-    assert pipeline.generate.STATE_FILE in STAGE_FILES
+    assert pipeline.generate.STATE_FILE in STAGE_FILES and OWNER_MARK in STAGE_FILES
     labels = make_labels(tmp_path)
-    gen = make_generated(tmp_path, valid_files() | {pipeline.generate.STATE_FILE: b"{}"})
+    # the state file, and the owner mark `claim_folder` leaves in the folder generate writes in place
+    gen = make_generated(tmp_path, valid_files() | {pipeline.generate.STATE_FILE: b"{}", OWNER_MARK: b"generate\n"})
     assert list(validate_generated(gen, labels).images) == sorted(STEMS)
 
 
