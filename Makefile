@@ -122,14 +122,15 @@ submit: $(RUN)/manifest.json ## generate the test maps' images and zip them into
 	$(LS) package --generated $(A)/generated/$(EXP)/test --data $(DATA_OUT) \
 	    --out $(A)/submission/$(EXP).zip --scores $(A)/eval/$(EXP)/test --scores-optional --config $(CONFIG)
 
-score: $(STAMP) | $(FIDW) ## score EXP on the validation split (GEN=DIR [SPLIT=test]: any folder of generated images)
+score: $(STAMP) | $(FIDW) ## score EXP on the validation split (GEN=DIR [SPLIT=test] [ANY_SIZE=1]: any folder of images)
 ifeq ($(GEN),)
 	$(MAKE) --no-print-directory $(RUN)/manifest.json
 	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split val --out $(A)/generated/$(EXP)/val $(SETS)
 	$(LS) evaluate --generated $(A)/generated/$(EXP)/val --data $(DATA_OUT) --split val --out $(A)/eval/$(EXP)/val --config $(CONFIG) $(SETS)
 else
 	$(LS) evaluate --generated $(GEN) --data $(DATA_OUT) --split $(or $(SPLIT),val) \
-	    --out $(A)/eval/$(EXP)/$(notdir $(abspath $(GEN))) --config $(CONFIG) $(SETS)
+	    --out $(A)/eval/$(EXP)/$(notdir $(abspath $(GEN))) --config $(CONFIG) $(SETS) \
+	    $(if $(ANY_SIZE),--allow-any-size)
 endif
 
 # ---- the demo chain ------------------------------------------------------------------------------

@@ -9,21 +9,10 @@ from __future__ import annotations
 
 import click
 
-from pipeline.core.cli import config_options
+from pipeline.core.cli import config_options, echo_summary
 
 _dir = click.Path(file_okay=False)
 _file = click.Path(dir_okay=False)
-
-
-def echo_summary(lines: list[str]) -> None:
-    """Print a stage's summary: "warning: ..." lines red on stderr, "note: ..." yellow, the rest plain."""
-    for line in lines:
-        if line.startswith("warning:"):
-            click.secho(line, fg="red", bold=True, err=True)
-        elif line.startswith("note:"):
-            click.secho(line, fg="yellow")
-        else:
-            click.echo(line)
 
 
 @click.command("evaluate")

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.errors import ConfigError, DatasetError
-from pipeline.core.imageio import LABEL_EXTS, PHOTO_EXTS, BadFile, read_label, read_photo
+from pipeline.core.imageio import LABEL_EXTS, PHOTO_EXTS, SUBMISSION_SIZE, BadFile, read_label, read_photo
 from pipeline.core.inputs import load_pairs, resolve_inputs as resolve_split_inputs
 
-SUBMISSION_SIZE = (512, 384)  # (W, H) of every image the organisers score
 MAX_LISTED = 10  # failing files named in one message; the rest are counted
 
 

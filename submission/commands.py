@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import click
 
-from pipeline.core.cli import config_options
+from pipeline.core.cli import config_options, echo_summary
 
 from .package import resolve_package_inputs, run_package
-
-
-def echo_summary(lines: list[str]) -> None:
-    """Print a stage's summary: "note: ..." lines in yellow, the rest plain."""
-    for line in lines:
-        click.secho(line, fg="yellow" if line.startswith("note:") else None)
 
 
 @click.command("package")

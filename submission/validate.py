@@ -19,8 +19,8 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from pipeline.core.artifacts import MANIFEST, OWNER_MARK, read_manifest
 from pipeline.core.errors import ArtifactError, DatasetError
+from pipeline.core.imageio import SUBMISSION_SIZE
 
-SUBMISSION_SIZE = (512, 384)  # (width, height) the organisers' scorer expects
 IMAGE_SUFFIX = ".jpg"
 MAP_SUFFIX = ".png"
 REGENERATE = "re-run `make submit`"

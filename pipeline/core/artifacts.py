@@ -35,6 +35,7 @@ PRODUCED_BY = {
     "generate": "landscape generate --run artifacts/runs/<exp> ... (or `make submit` / `make score`)",
     "evaluate": "landscape evaluate --generated DIR ... (or `make score`)",
     "style-oracle": "landscape style-oracle --data artifacts/data/<id> --split val --out DIR (or `make demo`)",
+    "weights": "landscape weights --dir weights (or `make weights`)",
     "fit-segformer": "landscape fit-segformer --data artifacts/data/<id> --out DIR",
     "package": "landscape package --generated DIR --labels DIR --out FILE.zip (or `make submit`)",
 }

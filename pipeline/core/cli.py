@@ -37,10 +37,20 @@ def cli(verbose: bool) -> None:
         os.environ["LANDSCAPE_VERBOSE"] = "1"
 
 
+def echo_summary(lines: list[str]) -> None:
+    """Print a stage's summary: "warning: ..." lines red on stderr, "note: ..." yellow, the rest plain."""
+    for line in lines:
+        if line.startswith("warning:"):
+            click.secho(line, fg="red", bold=True, err=True)
+        elif line.startswith("note:"):
+            click.secho(line, fg="yellow")
+        else:
+            click.echo(line)
+
+
 def print_summary(result) -> None:
     """Print a stage's `StageResult.summary` lines: what every command shows when it succeeds."""
-    for line in result.summary:
-        click.echo(line)
+    echo_summary(result.summary)
 
 
 def register_commands() -> None:

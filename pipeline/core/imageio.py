@@ -27,6 +27,7 @@ from .errors import DatasetError
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 PHOTO_EXTS = (".jpg", ".jpeg", ".png")
 LABEL_EXTS = (".png",)
+SUBMISSION_SIZE = (512, 384)  # (width, height) of every image the organisers score
 
 
 class BadFile(Exception):
