@@ -43,14 +43,11 @@ def _synthetic(batch: int, h: int, w: int, seed: int = 0) -> dict:
 def bench_setting(name: str, steps: int, device: str) -> dict:
     """Time training steps and generation for one setting; returns the numbers."""
     from .jt_env import setup_jittor
-    from .train import limit_cpu_threads
-
-    limit_cpu_threads()
-    jt = setup_jittor(device)
     from .train import Trainer, batch_to_vars
 
     path, extra = SETTINGS[name]
     cfg = load_config(path, [f'device="{device}"', *extra])
+    jt = setup_jittor(device, cfg.threads)
     h, w, b = cfg.data.height, cfg.data.width, cfg.train.batch_size
     trainer = Trainer(cfg, jt, h, w, log=lambda msg: None)
     batch = batch_to_vars(jt, _synthetic(b, h, w), cfg.model.num_classes)

@@ -1,15 +1,11 @@
-"""Helpers for the model/train/generate tests: a tiny config and a tiny preprocessed folder."""
+"""Helpers for the model/train/generate tests: a tiny config (the data comes from the
+`sample_preprocessed` fixture in tests/conftest.py, made by the real stages)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from pipeline.core.artifacts import atomic_write_json, write_manifest
 from pipeline.core.config import load_config
 
 # One OpenMP thread: on a shared 2-core machine spin-waiting threads make Jittor steps 10x slower.
@@ -32,35 +28,20 @@ def tiny_config(*extra: str):
                        TINY + list(extra))
 
 
-def make_preprocessed(root: Path, n_train: int = 6, n_val: int = 2, seed: int = 0,
-                      height: int = H, width: int = W) -> Path:
-    """A preprocess-stage folder (same files as `landscape preprocess` writes) of sample scenes.
+def flip_tensor_bit(path: Path, name: str | None = None) -> str:
+    """Flip one bit in the middle of a tensor's bytes inside a .safetensors file (the file keeps
+    its size and its header parses: only the checksum can tell). Returns the tensor's name
+    (`name`, or the largest tensor when None)."""
+    import json
+    import struct
 
-    Returns the folder; root/photos holds the photos (the references), root/data the arrays.
-    """
-    from pipeline.data.sample import sample_pair
-
-    photos, data = root / "photos", root / "data"
-    (data / "val" / "labels").mkdir(parents=True, exist_ok=True)
-    photos.mkdir(parents=True, exist_ok=True)
-    stems = {"train": [], "val": []}
-    arrays = {s: {"images": [], "labels": [], "edges": []} for s in stems}
-    for i in range(n_train + n_val):
-        label, photo, _ = sample_pair(seed, i, "train", height=height, width=width)
-        split = "train" if i < n_train else "val"
-        stem = f"img_{i:04d}"
-        stems[split].append(stem)
-        cv2.imwrite(str(photos / f"{stem}.jpg"), photo[..., ::-1])
-        arrays[split]["images"].append(photo)
-        arrays[split]["labels"].append(label)
-        arrays[split]["edges"].append(cv2.Canny(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), 100, 200))
-        if split == "val":
-            cv2.imwrite(str(data / "val" / "labels" / f"{stem}.png"), label)
-    for split, parts in arrays.items():
-        for name, items in parts.items():
-            np.save(data / f"{split}_{name}.npy", np.stack(items).astype(np.uint8))
-    paths = {"train_imgs": str(photos.resolve()), "test_labels": "", "pairs": ""}
-    atomic_write_json(data / "index.json", {**stems, "paths": paths})
-    atomic_write_json(data / "val_pairs.json", {f"{s}.png": f"{s}.jpg" for s in stems["val"]})
-    write_manifest(data, "preprocess", extra={"paths": paths})
-    return data
+    raw = bytearray(Path(path).read_bytes())
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + header_len])
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    if name is None:
+        name = max(tensors, key=lambda k: tensors[k]["data_offsets"][1] - tensors[k]["data_offsets"][0])
+    begin, end = tensors[name]["data_offsets"]
+    raw[8 + header_len + (begin + end) // 2] ^= 0x10
+    Path(path).write_bytes(bytes(raw))
+    return name

@@ -1,21 +1,26 @@
-"""Checkpoints: exact round trip, refusal of checkpoints that do not fit."""
+"""Checkpoints: exact round trip, refusal of checkpoints that do not fit, the tensors'
+checksum (bit flips, NaN/Inf) and pruning that never trades a good checkpoint for a bad one."""
 
 from __future__ import annotations
+
+import hashlib
+import json
+import os
 
 import numpy as np
 import pytest
 
-import os
-
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # spin-waiting threads are slow on a shared CPU
 
 from pipeline.jt_env import setup_jittor  # noqa: E402
-from pipeline.checkpoint import load_into, read_checkpoint, save_checkpoint
-from pipeline.core.errors import ArtifactError, ConfigError
-from pipeline.model.ganmodel import NETWORKS
-from pipeline.train import Trainer, batch_to_vars
+from pipeline.checkpoint import (CHECKSUM_KEY, CKPT_DIR, FORMAT, checkpoint_name,  # noqa: E402
+                                 list_checkpoints, load_into, newest_good_checkpoint,
+                                 prune_checkpoints, read_checkpoint, save_checkpoint)
+from pipeline.core.errors import ArtifactError, ConfigError  # noqa: E402
+from pipeline.model.ganmodel import NETWORKS  # noqa: E402
+from pipeline.train import Trainer, batch_to_vars  # noqa: E402
 
-from .model_testutil import H, W, tiny_config
+from .model_testutil import H, W, flip_tensor_bit, tiny_config  # noqa: E402
 
 jt = setup_jittor("cpu")  # before any pipeline.model import (isort: skip)
 
@@ -82,7 +87,7 @@ def test_mismatched_checkpoints_are_refused(tmp_path):
 
     # a resume with another training config is refused
     other = _trainer(tiny_config("loss.feat=1.0"))
-    with pytest.raises(ConfigError, match="different training config"):
+    with pytest.raises(ConfigError, match="different training config; it differs in loss.feat"):
         other.load(path)
 
 
@@ -103,3 +108,101 @@ def test_unreadable_or_foreign_files_are_refused(tmp_path):
     arrays, header = read_checkpoint(tmp_path / "ok.safetensors")
     assert header["step"] == 1 and arrays["x"].tolist() == [1.0, 1.0]
     assert not list(tmp_path.glob(".*.tmp"))  # atomic write left no temp file
+
+
+# ---------------------------------------------------------------------------- checksum
+def _metadata(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as f:
+        return f.metadata()
+
+
+def _reference_checksum(arrays):
+    """The documented definition, written out: sha256 over name, dtype, shape, bytes by name."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = arrays[name]
+        h.update(name.encode() + b"\0" + str(a.dtype).encode() + b"\0" + str(list(a.shape)).encode()
+                 + b"\0")
+        h.update(np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<")).tobytes())
+    return h.hexdigest()
+
+
+ARRAYS = {"b.w": np.arange(6, dtype=np.float32).reshape(2, 3), "a.bias": np.ones(4, np.float32),
+          "n": np.array([3], np.int64)}
+
+
+def test_checksum_is_stored_and_verified(tmp_path):
+    path = tmp_path / "ok.safetensors"
+    save_checkpoint(path, ARRAYS, {"step": 7})
+    assert _metadata(path)[CHECKSUM_KEY] == _reference_checksum(ARRAYS)
+    arrays, header = read_checkpoint(path)
+    assert header["step"] == 7 and sorted(arrays) == sorted(ARRAYS)
+    # the checksum tells names, shapes and dtypes apart, not only bytes
+    assert _reference_checksum({"b.w": ARRAYS["b.w"].reshape(3, 2)}) != _reference_checksum(
+        {"b.w": ARRAYS["b.w"]})
+
+    size = path.stat().st_size
+    assert flip_tensor_bit(path, "b.w") == "b.w" and path.stat().st_size == size
+    with pytest.raises(ArtifactError, match="corrupt.*checksum") as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_weights_are_refused(tmp_path, bad):
+    path = tmp_path / "nan.safetensors"
+    w = np.ones((2, 2), np.float32)
+    w[1, 0] = bad
+    save_checkpoint(path, {**ARRAYS, "generator.conv.weight": w}, {"step": 1})  # a valid checksum
+    with pytest.raises(ArtifactError, match="NaN/Inf.*generator.conv.weight") as info:
+        read_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+def test_checksum_rules_by_version(tmp_path):
+    from safetensors.numpy import save_file
+
+    # version 1 files (made before the checksum) still load: only the NaN/Inf check applies
+    v1 = tmp_path / "v1.safetensors"
+    save_file(ARRAYS, str(v1), metadata={"header": json.dumps({"format": FORMAT, "version": 1})})
+    assert read_checkpoint(v1)[1]["version"] == 1
+    # a version 2 file without its checksum is refused
+    v2 = tmp_path / "v2.safetensors"
+    save_file(ARRAYS, str(v2), metadata={"header": json.dumps({"format": FORMAT, "version": 2})})
+    with pytest.raises(ArtifactError, match="checksum is missing"):
+        read_checkpoint(v2)
+
+
+def _run_with_checkpoints(root, steps):
+    for step in steps:
+        save_checkpoint(root / CKPT_DIR / checkpoint_name(step),
+                        {"w": np.full(3, step, np.float32)}, {"step": step})
+    return [p for _, p in list_checkpoints(root)]
+
+
+def test_pruning_verifies_the_newest_first(tmp_path):
+    paths = _run_with_checkpoints(tmp_path, [2, 4, 6, 8])
+    flip_tensor_bit(paths[-1])
+    with pytest.raises(ArtifactError, match="checksum"):
+        prune_checkpoints(tmp_path, keep=1)
+    assert [p.is_file() for p in paths] == [True] * 4  # nothing pruned for an unverified newest
+    save_checkpoint(paths[-1], {"w": np.full(3, 8, np.float32)}, {"step": 8})  # rewritten, good
+    assert prune_checkpoints(tmp_path, keep=2) == paths[:2]
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [6, 8]
+    assert prune_checkpoints(tmp_path, keep=2) == []
+
+
+def test_newest_good_checkpoint_skips_bad_ones(tmp_path):
+    assert newest_good_checkpoint(tmp_path) is None
+    paths = _run_with_checkpoints(tmp_path, [1, 2, 3])
+    flip_tensor_bit(paths[2])
+    paths[1].write_bytes(paths[1].read_bytes()[:100])  # truncated
+    point = newest_good_checkpoint(tmp_path)
+    assert point.path == paths[0] and point.header["step"] == 1
+    assert [p for p, _ in point.bad] == [paths[2], paths[1]]
+    assert "checksum" in point.bad[0][1] and "not a readable checkpoint" in point.bad[1][1]
+    flip_tensor_bit(paths[0])
+    with pytest.raises(ArtifactError, match="no checkpoint can be resumed"):
+        newest_good_checkpoint(tmp_path)
