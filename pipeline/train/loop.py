@@ -112,8 +112,7 @@ def run_train(cfg: Config, data_dir: str | Path, out: str | Path, *, resume: boo
     claim = claim_folder(out, STAGE) if rank == 0 else contextlib.nullcontext(out.resolve())
     with claim as folder:
         writer = RunWriter(folder, cfg, schedule, progress=progress) if rank == 0 else NullWriter()
-        trainer = Trainer(cfg, jt, cfg.data.height, cfg.data.width, log)
-        trainer.data_hash = data_hash
+        trainer = Trainer(cfg, jt, cfg.data.height, cfg.data.width, log, data_hash)
         if start is not None:
             trainer.load_state(start.path, start.arrays, start.header)
             start.arrays = {}  # loaded: do not hold a second copy of the weights for the run

@@ -17,9 +17,14 @@ EMA_NETWORKS = ("ema_generator", "ema_encoder")
 
 
 class Trainer:
-    """Owns the model, both Adam optimisers and the step counter (steps done)."""
+    """Owns the model, both Adam optimisers and the step counter (steps done).
 
-    def __init__(self, cfg: Config, jt, height: int, width: int, log: Callable[[str], None]):
+    data_hash: the manifest hash of the preprocessed folder trained on (recorded in every
+    checkpoint; a resume on other data is refused).
+    """
+
+    def __init__(self, cfg: Config, jt, height: int, width: int, log: Callable[[str], None],
+                 data_hash: str = ""):
         from ..model.ganmodel import GANModel
 
         self.cfg, self.jt = cfg, jt
@@ -31,7 +36,7 @@ class Trainer:
         self.opt_d = jt.optim.Adam(self.model.discriminator_parameters(), t.lr_d,
                                    betas=(t.beta1, t.beta2))
         self.step = 0
-        self.data_hash = ""  # manifest hash of the preprocess folder trained on
+        self.data_hash = data_hash
 
     def optimizers(self) -> dict:
         """Checkpoint prefix -> (optimiser, parameter names)."""

@@ -7,6 +7,8 @@ import csv
 import os
 import shutil
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -150,6 +152,22 @@ def test_run_with_only_bad_checkpoints_is_refused(two_step_run, sample_preproces
         flip_tensor_bit(path)
     with pytest.raises(ArtifactError, match="no checkpoint can be resumed"):
         run_train(tiny_config(*TWO_STEPS), sample_preprocessed, run, resume=True, progress=False)
+
+
+def test_generate_refuses_a_corrupt_ema_file(two_step_run, sample_preprocessed, tmp_path):
+    run = _copy(two_step_run[0], tmp_path)
+    ema = run / EMA_FILE
+    flip_tensor_bit(ema)
+    with pytest.raises(ArtifactError, match="corrupt.*checksum") as info:
+        read_checkpoint(ema)  # what generate loads the EMA generator with
+    assert str(ema) in str(info.value)
+    out = subprocess.run([sys.executable, "-m", "pipeline.cli", "generate", "--run", str(run),
+                          "--data", str(sample_preprocessed), "--split", "val",
+                          "--out", str(tmp_path / "gen")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert f"{ema}: corrupt" in out.stderr and "checksum" in out.stderr
+    assert not list((tmp_path / "gen").glob("*.jpg"))
 
 
 @pytest.mark.slow
