@@ -17,10 +17,10 @@ Importing this package loads no Jittor (run_train imports it).
 """
 
 from .data import TrainData, batch_to_vars
-from .loop import TrainingInterrupted, limit_cpu_threads, run_train
+from .loop import TrainingInterrupted, run_train
 from .resume import RESUME_FREE_KEYS, resume_hash
 from .schedule import Schedule, lr_factor
 from .trainer import Trainer
 
 __all__ = ["RESUME_FREE_KEYS", "Schedule", "TrainData", "Trainer", "TrainingInterrupted",
-           "batch_to_vars", "limit_cpu_threads", "lr_factor", "resume_hash", "run_train"]
+           "batch_to_vars", "lr_factor", "resume_hash", "run_train"]

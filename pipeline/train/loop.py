@@ -24,16 +24,6 @@ from .writer import NullWriter, RunWriter, stderr_log
 STAGE = "train"
 
 
-def limit_cpu_threads() -> None:
-    """Default OMP_NUM_THREADS to (CPU cores - 1), at least 1, unless the user set it. Must run
-    before jittor's import. (Kept for `generate`; training sets its threads from the config's
-    `threads` key through `setup_jittor`.)"""
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (cores or 1) - 1)))
-
-
 class TrainingInterrupted(Exception):
     """Raised after a signal-triggered checkpoint was saved; the message says how to go on."""
 
