@@ -4,6 +4,7 @@ input passes before anything is scored or written.
     resolve_inputs(generated, data_dir=..., split=... | labels_dir=..., pairs_json=..., ...)
     collect_items(inputs, need_maps, need_refs) -> [Item(stem, generated, map, ref)]
     check_items(items, need_maps, allow_any_size)   # DatasetError naming every failing file
+    reference_photos(inputs, scored_stems)           # the FID/KID reference set: training split only
 
 Generated images get the submission's checks (RGB, 512x384 unless `allow_any_size`), label maps
 the dataset's (8-bit class ids 0..28): the readers of `pipeline.core.imageio` decide.
@@ -11,6 +12,7 @@ the dataset's (8-bit class ids 0..28): the readers of `pipeline.core.imageio` de
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 from pipeline.core.errors import ConfigError, DatasetError
 from pipeline.core.imageio import LABEL_EXTS, PHOTO_EXTS, SUBMISSION_SIZE, BadFile, read_label, read_photo
 from pipeline.core.inputs import load_pairs, resolve_inputs as resolve_split_inputs
+from pipeline.core.preprocessed import PreprocessedData
 
 MAX_LISTED = 10  # failing files named in one message; the rest are counted
 
@@ -163,3 +166,57 @@ def check_items(items: list[Item], need_maps: bool, allow_any_size: bool = False
         more = f"\n  - ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
         raise DatasetError(f"{len(problems)} input file(s) cannot be scored:\n  - "
                            + "\n  - ".join(shown) + more)
+
+
+# ---------------------------------------------------------------------------- the FID/KID reference set
+def names_identity(names: list[str]) -> dict:
+    """{"count", "names_sha256"}: a set of file names' identity (sha256 of the sorted names, one a line)."""
+    blob = "\n".join(sorted(names)).encode("utf-8")
+    return {"count": len(names), "names_sha256": hashlib.sha256(blob).hexdigest()}
+
+
+def _photo_of(folder: Path, stem: str) -> Path | None:
+    for ext in PHOTO_EXTS:
+        if (folder / f"{stem}{ext}").is_file():
+            return folder / f"{stem}{ext}"
+    return None
+
+
+def _is_data_train_folder(inputs: EvalInputs) -> bool:
+    """True when the training photos are the ones `--data` was preprocessed from."""
+    if inputs.data_dir is None or inputs.train_photos_dir is None:
+        return False
+    recorded = PreprocessedData.open(inputs.data_dir).paths.get("train_imgs")
+    return bool(recorded) and Path(recorded).resolve() == inputs.train_photos_dir.resolve()
+
+
+def reference_photos(inputs: EvalInputs, scored_stems: list[str]) -> tuple[list[Path], dict]:
+    """The FID/KID reference set and its identity: (sorted photo files, info).
+
+    With `--data`, the training split only (the preprocess index's "train" stems): validation
+    photos (the ground truth of the scored maps) and dropped photos stay out, or they would
+    flatter the validation FID. With an explicit `--train-photos` folder: every photo in it
+    except those named like a scored map. info: {"rule", "folder", "count", "names_sha256",
+    "left_out"}. DatasetError when an indexed photo is missing or fewer than 2 remain.
+    """
+    folder = inputs.train_photos_dir
+    if folder is None:
+        raise ConfigError("fid needs the training photos: pass --train-photos DIR or --data DIR")
+    if _is_data_train_folder(inputs):
+        stems = PreprocessedData.open(inputs.data_dir).stems("train")
+        files = [_photo_of(folder, s) for s in stems]
+        missing = [s for s, f in zip(stems, files) if f is None]
+        if missing:
+            raise DatasetError(f"{folder}: {len(missing)} training photo(s) of {inputs.data_dir}/index.json"
+                               f" are gone (e.g. {missing[0]}); restore them or re-run `landscape preprocess`")
+        rule = f"the training split of {inputs.data_dir.resolve()} (index.json 'train'; val photos left out)"
+    else:
+        scored = set(scored_stems)
+        files = [p for p in list_images(folder) if p.stem not in scored]
+        rule = f"every photo of {folder.resolve()} except those named like a scored map"
+    files = sorted(files)
+    if len(files) < 2:
+        raise DatasetError(f"{folder}: FID/KID need at least 2 reference photos, found {len(files)}")
+    left_out = len(list_images(folder)) - len(files)
+    return files, {"rule": rule, "folder": str(folder.resolve()), **names_identity([p.name for p in files]),
+                   "left_out": left_out}

@@ -1,4 +1,5 @@
-"""FID term (`fid`): Frechet distance of Inception features, generated images vs training photos.
+"""FID term (`fid`): Frechet distance of Inception features, generated images vs the training
+photos; KID beside it (`metric_kid`, same features, informative only: the A formula keeps FID).
 
 Features: torch-fidelity's `inception-v3-compat` extractor (`feature_extractor_inception`: uint8
 input, TF1-compatible bilinear resize to 299x299 inside, (x - 128) / 128), 2048-d pool features,
@@ -6,7 +7,9 @@ weights from `evaluate.fid_weights` (`landscape weights` converts them offline).
 distance is computed like torch-fidelity (eigenvalues of sigma1 @ sigma2), so our number equals
 `torch_fidelity.calculate_metrics(fid=True)` on the same folders and weights file.
 
-The training photos' statistics are cached in `<cache_dir>/fid-stats/` as an .npz of mu and sigma
+The reference set is the training split only (`inputs.reference_photos`: validation photos, the
+ground truth of the scored maps, stay out). Its statistics and features (KID needs them) are
+cached in `<cache_dir>/fid-stats/` as an .npz of mu, sigma, features, count and the names' sha256
 (written atomically, read with allow_pickle=False) under a key naming the inputs (every file's
 name and content sha256), the extractor's weights sha256 and the layer; a later run with the
 same photos and weights reuses them.
@@ -35,7 +38,8 @@ from .feature_extractor_inception import (
     is_known_fid_weights,
     load_inception,
 )
-from .inputs import list_images
+from .inputs import list_images, names_identity
+from .metric_kid import KID_SUBSET_SIZE, KID_SUBSETS, features_to_kid
 from .registry import Batch, Metric, MetricResult, register_metric
 
 FEATURE_BATCH = 32  # images per Inception forward (memory ~ 32 x 3 x 299 x 299 floats)
@@ -109,16 +113,32 @@ def folder_key(files: list[Path]) -> str:
 def statistics_cache_path(files: list[Path], weights_sha256: str, cache_dir: str | Path) -> tuple[Path, str]:
     """(cache file, key): the key names the photos' contents, the extractor weights and the layer."""
     key_blob = json.dumps(
-        {"files": folder_key(files), "weights_sha256": weights_sha256, "extractor": EXTRACTOR, "layer": LAYER},
+        {"files": folder_key(files), "weights_sha256": weights_sha256, "extractor": EXTRACTOR, "layer": LAYER,
+         "holds": "mu sigma features"},
         sort_keys=True,
     ).encode()
     key = hashlib.sha256(key_blob).hexdigest()
     return Path(cache_dir) / "fid-stats" / f"{EXTRACTOR}-{LAYER}-{key[:32]}.npz", key
 
 
-def folder_statistics(
+def _read_cache(cache: Path, files: list[Path]) -> tuple | None:
+    """(mu, sigma, features) from a cache file that fits `files`; None when absent or unreadable."""
+    if not cache.is_file():
+        return None
+    try:
+        with np.load(cache, allow_pickle=False) as z:
+            mu, sigma, feats = z["mu"], z["sigma"], z["features"]
+            count, names = int(z["count"]), str(z["names_sha256"])
+    except (OSError, KeyError, ValueError):
+        return None
+    ok = (mu.shape == (2048,) and sigma.shape == (2048, 2048) and feats.shape == (len(files), 2048)
+          and count == len(files) and names == names_identity([p.name for p in files])["names_sha256"])
+    return (mu, sigma, feats) if ok else None
+
+
+def reference_statistics(
     model: Any,
-    folder: str | Path,
+    files: list[Path],
     *,
     weights_sha256: str,
     cache_dir: str | Path,
@@ -126,40 +146,52 @@ def folder_statistics(
     device: Any,
     progress: bool = True,
     log: Callable[[str], None] = print,
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(mu, sigma, info) of a folder's images, read from or written to the statistics cache.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(mu, sigma, features (N, 2048) float32, info) of a reference set of photos, read from or
+    written to the statistics cache.
 
-    info: {"cache": path, "cached": bool (reused), "count": images, "key": cache key}.
+    info: {"cache": path, "cached": bool (reused), "count": images, "names_sha256": the names'
+    identity, "key": cache key}.
     """
-    files = list_images(folder)
+    files = list(files)
     if len(files) < 2:
-        raise DatasetError(f"{folder}: FID needs at least 2 training photos, found {len(files)}")
+        raise DatasetError(f"FID needs at least 2 reference photos, found {len(files)}")
     cache, key = statistics_cache_path(files, weights_sha256, cache_dir)
+    info = {"cache": str(cache), "cached": True, **names_identity([p.name for p in files]), "key": key}
+    found = _read_cache(cache, files)
+    if found is not None:
+        return (*found, info)
     if cache.is_file():
-        try:
-            with np.load(cache, allow_pickle=False) as z:
-                mu, sigma, count = z["mu"], z["sigma"], int(z["count"])
-            if mu.shape == (2048,) and sigma.shape == (2048, 2048) and count == len(files):
-                return mu, sigma, {"cache": str(cache), "cached": True, "count": count, "key": key}
-        except (OSError, KeyError, ValueError):
-            pass
         log(f"fid: ignoring an unreadable statistics cache {cache}; recomputing it")
     feats = []
-    with tqdm(total=len(files), desc="FID training photos", unit="img", disable=not progress) as bar:
+    with tqdm(total=len(files), desc="FID reference photos", unit="img", disable=not progress) as bar:
         for images in _decode_batches(files, batch_size):
             feats.append(images_to_features(model, images, device))
             bar.update(len(images))
-    mu, sigma = features_to_statistics(np.concatenate(feats))
+    features = np.concatenate(feats).astype(np.float32)
+    mu, sigma = features_to_statistics(features)
     buf = io.BytesIO()
-    np.savez(buf, mu=mu, sigma=sigma, count=np.int64(len(files)))
+    np.savez(buf, mu=mu, sigma=sigma, features=features, count=np.int64(len(files)),
+             names_sha256=np.str_(info["names_sha256"]))
     atomic_write_bytes(cache, buf.getvalue())
-    return mu, sigma, {"cache": str(cache), "cached": False, "count": len(files), "key": key}
+    return mu, sigma, features, {**info, "cached": False}
+
+
+def folder_statistics(model: Any, folder: str | Path, **kw) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(mu, sigma, info) of every photo in a folder (`reference_statistics` of `list_images`)."""
+    mu, sigma, _, info = reference_statistics(model, list_images(folder), **kw)
+    return mu, sigma, info
 
 
 @register_metric("fid")
 class FID(Metric):
+    """FID (the A-board term) and KID (informative) of the generated images against the reference
+    set, from one Inception pass over each."""
+
     term = "fid"
     higher_is_better = False
+    needs = frozenset({"reference"})
+    informative_terms = ("kid",)
 
     def __init__(self, cfg, ctx) -> None:
         super().__init__(cfg, ctx)
@@ -170,14 +202,13 @@ class FID(Metric):
         self.weights_path = path.resolve()
         self.weights_sha256 = sha256_file(path)
         self.known_weights = is_known_fid_weights(self.weights_sha256)
-        self.mu_train, self.sigma_train, self.train_info = folder_statistics(
-            self.model,
-            ctx.train_photos_dir,
-            weights_sha256=self.weights_sha256,
-            cache_dir=ctx.cache_dir,
-            batch_size=max(FEATURE_BATCH, cfg.evaluate.batch_size),
-            device=ctx.device,
-            progress=ctx.progress,
+        files = ctx.reference_photos if ctx.reference_photos is not None else list_images(ctx.train_photos_dir)
+        self.reference_info = ctx.reference_info or {
+            "rule": f"every photo of {Path(ctx.train_photos_dir).resolve()}",
+            "folder": str(Path(ctx.train_photos_dir).resolve()), **names_identity([p.name for p in files])}
+        self.mu_train, self.sigma_train, self.train_features, self.train_info = reference_statistics(
+            self.model, files, weights_sha256=self.weights_sha256, cache_dir=ctx.cache_dir,
+            batch_size=max(FEATURE_BATCH, cfg.evaluate.batch_size), device=ctx.device, progress=ctx.progress,
         )
         self.features: list[np.ndarray] = []
         self.pending: list[np.ndarray] = []
@@ -199,15 +230,21 @@ class FID(Metric):
         self._flush()
         if self.count < 2:
             raise DatasetError(f"fid needs at least 2 generated images, got {self.count}")
-        value = features_to_fid(np.concatenate(self.features), self.mu_train, self.sigma_train)
-        return MetricResult(value, None, {"train_statistics": self.train_info, "generated": self.count})
+        features = np.concatenate(self.features)
+        value = features_to_fid(features, self.mu_train, self.sigma_train)
+        kid = features_to_kid(features, self.train_features)
+        extra = {"train_statistics": self.train_info, "reference_set": self.reference_info,
+                 "generated": self.count, "kid": kid}
+        return MetricResult(value, None, extra, informative={"kid": kid["mean"]})
 
     def describe(self) -> dict[str, Any]:
         return {
             "model": str(self.weights_path),
             "model_sha256": self.weights_sha256,
-            "variant": f"torch-fidelity {EXTRACTOR}, layer {LAYER}, vs training photos"
-            f" {Path(self.ctx.train_photos_dir).resolve()} ({self.train_info['count']} images)",
+            "variant": f"torch-fidelity {EXTRACTOR}, layer {LAYER}, vs the reference set:"
+            f" {self.reference_info['rule']} ({self.train_info['count']} photos); KID beside it"
+            f" (unbiased, polynomial kernel, {KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, N) photos;"
+            " informative, not in the A formula)",
             "preprocessing": "uint8 RGB (PIL decode); TF1-compatible bilinear resize to 299x299;"
             " (x - 128) / 128",
             "stand_in": False,

@@ -25,6 +25,10 @@ from pipeline.core.errors import ConfigError
 
 # The four A-board terms a metric can provide (keys of scores.json "terms").
 TERMS = ("mask_accuracy", "style", "aesthetic", "fid")
+# Informative terms a metric may add beside its own (also in "terms"); the A formula ignores them.
+INFORMATIVE_TERMS = ("kid",)
+# Which way is better, per term: ceiling ratios are oriented by it (1.0 = as good as the ceiling).
+HIGHER_IS_BETTER = {"mask_accuracy": True, "style": True, "aesthetic": True, "fid": False, "kid": False}
 
 BUILTIN_MODULES = (
     "evaluation.metric_mask_accuracy",
@@ -54,21 +58,29 @@ class Batch:
 
 @dataclass
 class MetricContext:
-    """What metrics may need besides the config: device, training photos, cache, progress bars."""
+    """What metrics may need besides the config: device, training photos, cache, progress bars.
+
+    reference_photos: the FID/KID reference set (`inputs.reference_photos`: the training split
+    only); None = every photo of train_photos_dir. reference_info: its identity for scores.json.
+    """
 
     device: Any  # torch.device
     train_photos_dir: Path | None = None
+    reference_photos: list[Path] | None = None
+    reference_info: dict[str, Any] = field(default_factory=dict)
     cache_dir: Path = Path("artifacts/cache")
     progress: bool = True
 
 
 @dataclass
 class MetricResult:
-    """value: the term's value; per_image: stem -> value (None for set-level metrics like FID)."""
+    """value: the term's value; per_image: stem -> value (None for set-level metrics like FID);
+    informative: {informative term: value} for the metric's `informative_terms`."""
 
     value: float
     per_image: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    informative: dict[str, float] = field(default_factory=dict)
 
 
 class Metric:
@@ -76,8 +88,10 @@ class Metric:
 
     name: ClassVar[str] = ""  # set by `register_metric`
     term: ClassVar[str] = ""  # one of TERMS
-    needs: ClassVar[frozenset[str]] = frozenset()  # subset of {"maps", "refs"}
+    # subset of {"maps", "refs", "reference"}; "reference": the FID/KID reference set of training photos
+    needs: ClassVar[frozenset[str]] = frozenset()
     higher_is_better: ClassVar[bool] = True
+    informative_terms: ClassVar[tuple[str, ...]] = ()  # subset of INFORMATIVE_TERMS
 
     def __init__(self, cfg: Config, ctx: MetricContext) -> None:
         self.cfg = cfg
@@ -106,8 +120,11 @@ def register_metric(name: str):
             raise TypeError(f"metric {name!r}: {cls!r} must be a subclass of evaluation.registry.Metric")
         if cls.term not in TERMS:
             raise ValueError(f"metric {name!r}: term {cls.term!r} must be one of {TERMS}")
-        if not cls.needs <= {"maps", "refs"}:
-            raise ValueError(f"metric {name!r}: needs {set(cls.needs)} must be within maps, refs")
+        if not set(cls.informative_terms) <= set(INFORMATIVE_TERMS):
+            raise ValueError(f"metric {name!r}: informative terms {cls.informative_terms} must be"
+                             f" within {INFORMATIVE_TERMS}")
+        if not cls.needs <= {"maps", "refs", "reference"}:
+            raise ValueError(f"metric {name!r}: needs {set(cls.needs)} must be within maps, refs, reference")
         cls.name = name
         _REGISTRY[name] = cls
         return cls

@@ -1,9 +1,10 @@
 """`report.html`: one self-contained page (inline SVG plots, base64 JPEG thumbnails).
 
 Contents: a stand-in warning banner when any term used a stand-in, the score table (score, each
-term, its weighted part, model, sha256, variant), per-term distributions of the per-image values,
-and image rows (label map | reference | generated) for the best and worst images by mask
-accuracy and by style.
+term, its weighted part, model, sha256, variant; KID beside FID), the generated / ceiling / ratio
+table (the ground truth through the same scorer; the style oracle for style, or why the style
+ceiling is unknown), per-term distributions of the per-image values, and image rows (label map |
+reference | generated) for the best and worst images by mask accuracy and by style.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import numpy as np
 from pipeline.core.classes import CLASS_NAMES
 from pipeline.core.imageio import load_label, load_photo
 
+from .ceiling import LABELS as CEILING_LABELS
+
 THUMB = (256, 192)  # (W, H) of each thumbnail
 TERM_LABEL = {"mask_accuracy": "mask accuracy", "style": "style (hist. correlation)",
-              "aesthetic": "aesthetic", "fid": "FID"}
+              "aesthetic": "aesthetic", "fid": "FID", "kid": "KID"}
 
 
 def class_palette() -> np.ndarray:
@@ -107,7 +110,51 @@ def _term_row(name: str, info: dict, score_parts: dict) -> str:
         f"<td>{e(part_txt)}</td><td>{e(name)}</td><td>{e(str(info['model']))}</td>"
         f"<td><small>{e(str(info['model_sha256']))}</small></td><td>{e(str(info['variant']))}</td>"
         f"<td><small>{e(pre_txt)}</small></td><td>{info['seconds']}</td></tr>"
+    ) + "".join(
+        f"<tr><td>{e(TERM_LABEL.get(t, t))}</td><td>{v:.6f}</td><td>informative, not in the A formula</td>"
+        f"<td>{e(name)}</td><td colspan='5'><small>{e(_informative_detail(info, t))}</small></td></tr>"
+        for t, v in info.get("informative", {}).items()
     )
+
+
+def _informative_detail(info: dict, term: str) -> str:
+    detail = info.get("extra", {}).get(term, {})
+    return ", ".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in detail.items())
+
+
+def _fmt(v, row: str) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.2f}" if row == "fid" else f"{v:.5f}" if row == "kid" else f"{v:.4f}"
+
+
+def _ceiling_section(block: dict | None) -> list[str]:
+    """The generated / ceiling / ratio table with the ceiling's provenance and the style note."""
+    e = html.escape
+    if not block:
+        return ["<h2>Generated vs ceiling</h2><p>not recorded (scores.json from an older evaluate)</p>"]
+    parts = ["<h2>Generated vs ceiling</h2>"]
+    if not block["available"]:
+        parts.append(f"<p>No ceiling: {e(block['note'])}</p>")
+    gt = block.get("ground_truth")
+    if gt:
+        stand = " <b style='color:#b00020'>[STAND-IN models, like the generated score]</b>" if gt["stand_in"] else ""
+        parts.append(f"<p>Ceiling: the {e(str(gt.get('split', 'val')))} split's own ground-truth photos"
+                     f" ({gt['counts'].get('images', '?')}) scored through the same scorer: {e(gt.get('folder', ''))}"
+                     f" (manifest {e(gt.get('manifest', '')[:12])}, data {e(gt.get('data', '')[:12])}){stand}</p>")
+    if block.get("rows") and block["available"]:
+        parts.append("<table><tr><th>term</th><th>generated</th><th>ceiling</th><th>ratio</th>"
+                     "<th>ceiling from</th><th>note</th></tr>")
+        for row, r in block["rows"].items():
+            rt = "n/a" if r["ratio"] is None else f"{r['ratio']:.3f}"
+            parts.append(f"<tr><td>{e(CEILING_LABELS[row])}</td><td>{_fmt(r['generated'], row)}</td>"
+                         f"<td>{_fmt(r['ceiling'], row)}</td><td><b>{rt}</b></td><td>{e(r['ceiling_from'] or '-')}</td>"
+                         f"<td><small>{e(r['note'])}</small></td></tr>")
+        parts.append(f"</table><p><small>{e(block['ratio_rule'])}</small></p>")
+    style = block.get("style_ceiling") or {}
+    if style.get("value") is None and style.get("note"):
+        parts.append(f"<p><b>Style:</b> {e(style['note'])}</p>")
+    return parts
 
 
 def _score_section(scores: dict[str, Any]) -> list[str]:
@@ -163,6 +210,7 @@ def build_report(scores: dict[str, Any], items: list, per_image: dict[str, dict[
         f"<style>{_STYLE}</style></head><body>",
         "<h1>Landscape evaluation report</h1>",
         *_score_section(scores),
+        *_ceiling_section(scores.get("ceiling")),
         *_image_sections(scores, items, per_image, rows),
         "<h2>Inputs</h2><table>",
         *(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in scores["inputs"].items()),

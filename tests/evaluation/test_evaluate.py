@@ -61,6 +61,11 @@ def test_evaluate_writes_scores_csv_report_and_manifest(tmp_path, case, tiny_seg
     assert t["mask_accuracy"] == 1.0 and -1 <= t["style"] <= 1 and 0 <= t["aesthetic"] <= 1 and t["fid"] > 0
     assert scores["score"] == pytest.approx(a_board_score(t["mask_accuracy"], t["aesthetic"], t["style"], t["fid"]))
     assert scores["counts"]["images"] == 4
+    # KID beside FID (informative): subset size adapted to the 4 generated and 3 reference photos
+    kid = scores["metrics"]["fid"]["extra"]["kid"]
+    assert t["kid"] == kid["mean"] and kid["subset_size"] == 3 and kid["subsets"] == 100
+    assert scores["reference_set"]["count"] == 3 == scores["counts"]["train_photos"]
+    assert len(scores["reference_set"]["names_sha256"]) == 64
     assert scores["stand_in"] is True and "STAND-IN" in scores["warning"]
     for name in ("mask-accuracy", "color-hist-corr", "aesthetic", "fid"):
         info = scores["metrics"][name]
@@ -71,6 +76,7 @@ def test_evaluate_writes_scores_csv_report_and_manifest(tmp_path, case, tiny_seg
     html = (out / "report.html").read_text()
     assert "STAND-IN" in html and "<svg" in html and "data:image/jpeg;base64," in html
     assert "Best and worst by mask accuracy" in html and "Best and worst by style" in html
+    assert "KID" in html and "No ceiling" in html  # explicit paths: no ground truth, and the page says so
     m = read_manifest(out, "evaluate", deep=True)
     assert m["counts"]["images"] == 4 and m["extra"]["stand_in"] is True
     # second run: the training statistics come from the cache
