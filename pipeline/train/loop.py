@@ -106,9 +106,10 @@ def run_train(cfg: Config, data_dir: str | Path, out: str | Path, *, resume: boo
         if start is not None:
             trainer.load_state(start.path, start.arrays, start.header)
             start.arrays = {}  # loaded: do not hold a second copy of the weights for the run
-            log(f"resuming from {start.path} (step {trainer.step})")
         try:
             writer.open(trainer.step, start.bad if start else [])
+            if start is not None:
+                log(f"resuming from {start.path} (step {trainer.step})")
             last_losses = _train_steps(trainer, data, schedule, writer, on_step)
         finally:
             writer.close()

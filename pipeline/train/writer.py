@@ -82,8 +82,8 @@ class RunWriter:
         for path, why in bad:
             aside = path.with_name(path.name + ".corrupt")
             path.replace(aside)
-            self.log(f"warning: {path} cannot be resumed from ({why}); moved aside to"
-                     f" {aside.name}, resuming from the newest good checkpoint (step {start_step})")
+            self.log(f"warning: skipped a bad checkpoint ({why}); moved it aside to {aside.name}"
+                     f" and resumed from the newest good one (step {start_step})")
         atomic_write_text(self.out / "config.resolved.toml", config_to_toml(self.cfg))
         rewrite_log(self.log_path, start_step)
         if self.progress:
