@@ -5,17 +5,23 @@ Prints a table:
   rendering, JPEG and PNG encoding, writing;
 - preprocess time over bare decode time of the same files (goal <= 2x): the bare decode is
   the faster of Pillow and OpenCV decoding every photo and label map once in one process,
-  nothing else; preprocess is the
-  full stage (listing, validation, decoding, resizing, Canny, writing) with the configured
-  workers (`data.workers`, 0 = all cores).
+  nothing else; preprocess is the full stage (listing, validation, decoding, resizing, Canny,
+  class counts, writing) with the configured workers (`data.workers`, 0 = all cores).
 
-Options: --pairs N (default 200), --size WxH (default 512x384), --workers N, --keep DIR.
+Both sides are timed `--repeat` times (default 3), interleaved (decode, decode, preprocess,
+decode, ...) so that both see the same background load, and each side's best wall time is
+compared. The row also shows the CPU-seconds ratio (the stage's processes, workers included,
+over the bare decode's): what the wall ratio becomes with one free core, and the load average.
+
+Options: --pairs N (default 200), --size WxH (default 512x384), --workers N, --repeat N,
+--keep DIR.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import tempfile
 import time
@@ -31,30 +37,58 @@ from .preprocess import run_preprocess
 from .sample import write_sample_dataset
 
 
-def bare_decode_seconds(root: Path) -> tuple[float, str]:
-    """Seconds to decode every training photo and label map under `root` once, in one process,
-    with the faster of Pillow (+ numpy array) and OpenCV: (seconds, which)."""
-    files = sorted((root / "train" / "imgs").iterdir()) + sorted((root / "train" / "labels").iterdir())
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its waited-for children (workers)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
-    def pillow(f):
-        with Image.open(f) as im:
-            np.asarray(im)
 
-    def opencv(f):
-        cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+def _pillow(f: Path) -> None:
+    with Image.open(f) as im:
+        np.asarray(im)
 
-    best = []
-    for name, decode in (("Pillow", pillow), ("OpenCV", opencv)):
-        for _ in range(2):  # the first pass also warms the file cache
-            start = time.perf_counter()
-            for f in files:
-                decode(f)
-            best.append((time.perf_counter() - start, name))
-    return min(best)
+
+def _opencv(f: Path) -> None:
+    cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+
+
+DECODERS = (("Pillow", _pillow), ("OpenCV", _opencv))
+
+
+def _timed(func, *args) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of func(*args)."""
+    cpu, start = cpu_seconds(), time.perf_counter()
+    func(*args)
+    return time.perf_counter() - start, cpu_seconds() - cpu
+
+
+def _decode_all(files: list[Path], decode) -> None:
+    for f in files:
+        decode(f)
+
+
+def preprocess_over_decode(data: Path, out: Path, cfg, repeat: int) -> dict:
+    """Time the bare decode of `data`'s training files (both decoders) and the preprocess stage
+    into `out`, interleaved, `repeat` times each. Returns {"decode": (wall, cpu), "decoder",
+    "preprocess": (wall, cpu)}: each side's best wall time and the CPU seconds of that run."""
+    files = sorted((data / "train" / "imgs").iterdir()) + sorted((data / "train" / "labels").iterdir())
+    for _, decode in DECODERS:  # warm the file cache: every timed pass reads from memory
+        _decode_all(files, decode)
+    best = {"decode": (float("inf"), 0.0), "preprocess": (float("inf"), 0.0), "decoder": ""}
+    parts = DatasetParts.find(data)
+    for _ in range(repeat):
+        for name, decode in DECODERS:
+            timed = _timed(_decode_all, files, decode)
+            if timed[0] < best["decode"][0]:
+                best["decode"], best["decoder"] = timed, name
+        shutil.rmtree(out, ignore_errors=True)  # a fresh folder: no up-to-date shortcut
+        timed = _timed(lambda: run_preprocess(cfg, parts, out, progress=False))
+        best["preprocess"] = min(best["preprocess"], timed)
+    return best
 
 
 def run(pairs: int = 200, width: int = 512, height: int = 384, workers: int | None = None,
-        keep: str | None = None) -> list[tuple[str, str, str, bool]]:
+        keep: str | None = None, repeat: int = 3) -> list[tuple[str, str, str, bool]]:
     """Measure; return rows (what, measured, goal, passed)."""
     tmp = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="landscape-bench-"))
     try:
@@ -67,15 +101,15 @@ def run(pairs: int = 200, width: int = 512, height: int = 384, workers: int | No
         if workers is not None:
             sets.append(f"data.workers={workers}")
         cfg = load_config(None, sets)
-        decode, decoder = bare_decode_seconds(data)
-        start = time.perf_counter()
-        run_preprocess(cfg, DatasetParts.find(data), tmp / "pre", progress=False)
-        pre = time.perf_counter() - start
+        r = preprocess_over_decode(data, tmp / "pre", cfg, repeat)
+        (pre, pre_cpu), (dec, dec_cpu) = r["preprocess"], r["decode"]
         n = resolve_workers(cfg.data.workers)
+        load = os.getloadavg()[0]
         return [
             (f"sample-data pairs/s at {width}x{height} (1 core)", f"{rate:.1f}", ">= 20", rate >= 20),
-            (f"preprocess / bare decode, {pairs} pairs ({n} worker{'s' * (n > 1)})",
-             f"{pre:.2f}s / {decode:.2f}s ({decoder}) = {pre / decode:.2f}x", "<= 2x", pre / decode <= 2.0),
+            (f"preprocess / bare decode, {pairs} pairs ({n} worker{'s' * (n > 1)}, best of {repeat})",
+             f"{pre:.2f}s / {dec:.2f}s ({r['decoder']}) = {pre / dec:.2f}x [cpu {pre_cpu / dec_cpu:.2f}x,"
+             f" load {load:.1f}]", "<= 2x", pre / dec <= 2.0),
         ]
     finally:
         if not keep:
@@ -88,10 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", default="512x384", help="WxH")
     ap.add_argument("--workers", type=int, default=None,
                     help="data.workers (default: the config's, 0 = all cores)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each side (best counts)")
     ap.add_argument("--keep", default=None, help="write the data here and keep it")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     w, h = (int(v) for v in args.size.lower().split("x"))
-    rows = run(args.pairs, w, h, args.workers, args.keep)
+    rows = run(args.pairs, w, h, args.workers, args.keep, args.repeat)
     width = max(len(r[0]) for r in rows)
     mwidth = max(len(r[1]) for r in rows)
     head = f"{'data benchmark':<{width}}  {'measured':<{mwidth}}  {'goal':<6}  result"

@@ -17,7 +17,6 @@ Decoding is `pipeline.core.imageio`'s (one reader per format).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,7 +278,7 @@ def input_fingerprint(parts: DatasetParts, extra: Iterable[Path] = ()) -> list:
 
 # ============================================================================ parallel decoding
 def resolve_workers(workers: int) -> int:
-    """Config `data.workers` -> process count (0 = every core this process may use)."""
+    """Config `data.workers` -> worker count (0 = every core this process may use)."""
     if workers > 0:
         return workers
     try:
@@ -290,10 +289,16 @@ def resolve_workers(workers: int) -> int:
 
 def parallel_map(func: Callable, items: list, workers: int, desc: str, progress: bool = True,
                  chunksize: int = 4) -> Iterator:
-    """Yield func(item) for each item, in order, over `workers` processes, with a progress bar.
+    """Yield func(item) for each item, in order, over `workers` threads, with a progress bar.
 
-    One worker (or very few items) runs in this process: no start-up cost.
+    Threads, not processes: the work is decoding, resizing, edges and writes in OpenCV, numpy and
+    the OS, which all release the GIL, so threads use every core without a process start-up,
+    without pickling each task and result, and without forking a process that already runs
+    threads of its own (Jittor's, OpenCV's), which can deadlock the child. One worker (or very
+    few items) runs in this thread.
     """
+    from multiprocessing.pool import ThreadPool
+
     from tqdm import tqdm
 
     n = resolve_workers(workers)
@@ -304,9 +309,7 @@ def parallel_map(func: Callable, items: list, workers: int, desc: str, progress:
                 yield func(item)
                 bar.update()
             return
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        ctx = multiprocessing.get_context(method)
-        with ctx.Pool(min(n, len(items))) as pool:
+        with ThreadPool(min(n, len(items))) as pool:
             for result in pool.imap(func, items, chunksize=chunksize):
                 yield result
                 bar.update()
@@ -330,7 +333,7 @@ def decode_check(task: tuple[str, str]) -> tuple[str, list[Problem]]:
 
 def find_bad_files(files: list[tuple[str, str]], workers: int, desc: str,
                    progress: bool = True) -> dict[str, list[Problem]]:
-    """Decode every ("label" | "photo", path) of `files` (over `workers` processes); return
+    """Decode every ("label" | "photo", path) of `files` (over `workers` threads); return
     {path: problems} of the ones that cannot be used (empty when all decode)."""
     return {path: problems for path, problems in parallel_map(decode_check, files, workers, desc, progress)
             if problems}

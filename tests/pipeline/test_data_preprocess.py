@@ -15,7 +15,8 @@ from PIL import Image
 from pipeline.core.artifacts import read_manifest
 from pipeline.core.config import config_hash, load_config
 from pipeline.data.layout import DatasetParts
-from pipeline.data.preprocess import NpyRows, run_preprocess, write_row
+from pipeline.data.npy_rows import NpyRows, write_row
+from pipeline.data.preprocess import class_counts, run_preprocess
 from pipeline.data.sample import write_sample_dataset
 from pipeline.core.errors import ArtifactError, ConfigError
 
@@ -260,3 +261,15 @@ def test_output_bytes_are_the_recorded_ones(golden_raw, tmp_path, case, workers)
     run_preprocess(cfg, DatasetParts.find(data), out, skip_bad=broken, progress=False)
     digest, files = _tree_digest(out, data)
     assert digest == GOLDEN_OUTPUT[case], files
+
+
+@pytest.mark.parametrize("shape", [(32, 48), (7, 9), (1, 2), (1, 1), (96, 128)])
+def test_class_counts_match_bincount(shape):
+    rng = np.random.default_rng(sum(shape))
+    blocks = rng.integers(0, 29, (3, 3)).astype(np.uint8)
+    labels = cv2.resize(blocks, shape[::-1], interpolation=cv2.INTER_NEAREST)  # runs of one class
+    labels[rng.random(shape) < 0.1] = 28
+    got = class_counts(labels)
+    assert got.dtype == np.int64 and got.shape == (29,)
+    assert np.array_equal(got, np.bincount(labels.ravel(), minlength=29))
+    assert class_counts(np.full((384, 512), 28, np.uint8))[28] == 384 * 512  # one run of 196,608
