@@ -5,6 +5,9 @@ Colour transfer makes a generated image's colour statistics follow its style ref
   2001), what the seed entry did after generation;
 - "histogram-match": each RGB channel's histogram mapped onto the reference's (CDF matching);
 - "none": unchanged.
+
+A strength s in [0, 1] blends the result with the untransferred image: (1 - s) * image +
+s * transferred (generate.colour_strength; `landscape sweep` writes it as "reinhard-lab@0.5").
 """
 
 from __future__ import annotations
@@ -65,16 +68,54 @@ def histogram_match(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return out
 
 
-def colour_transfer(image: np.ndarray, reference: np.ndarray, method: str) -> np.ndarray:
-    """Apply the named colour transfer ('none', 'reinhard-lab', 'histogram-match').
+def colour_transfer(image: np.ndarray, reference: np.ndarray, method: str,
+                    strength: float = 1.0) -> np.ndarray:
+    """Apply the named colour transfer ('none', 'reinhard-lab', 'histogram-match') at `strength`.
 
-    image, reference: uint8 RGB arrays (sizes may differ). Returns a uint8 RGB image of
-    image's size. Any other method is a ValueError.
+    image, reference: uint8 RGB arrays (sizes may differ). strength: 1 = the full transfer,
+    0 = the image unchanged, between: the two blended. Returns a uint8 RGB image of image's
+    size. Any other method, or a strength outside [0, 1], is a ValueError.
     """
-    if method == "none":
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"colour transfer strength {strength}: must be in [0, 1]")
+    if method == "none" or strength == 0.0:
+        if method not in COLOUR_TRANSFERS:
+            raise ValueError(f"colour transfer {method!r}: use one of {', '.join(COLOUR_TRANSFERS)}")
         return image
     if method == "reinhard-lab":
-        return reinhard_lab(image, reference)
-    if method == "histogram-match":
-        return histogram_match(image, reference)
-    raise ValueError(f"colour transfer {method!r}: use one of {', '.join(COLOUR_TRANSFERS)}")
+        out = reinhard_lab(image, reference)
+    elif method == "histogram-match":
+        out = histogram_match(image, reference)
+    else:
+        raise ValueError(f"colour transfer {method!r}: use one of {', '.join(COLOUR_TRANSFERS)}")
+    return out if strength == 1.0 else blend(image, out, strength)
+
+
+def blend(image: np.ndarray, transferred: np.ndarray, strength: float) -> np.ndarray:
+    """(1 - strength) * image + strength * transferred, rounded to uint8."""
+    mixed = (1.0 - strength) * image.astype(np.float32) + strength * transferred.astype(np.float32)
+    return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+
+
+def parse_transfer(spec: str) -> tuple[str, float]:
+    """"reinhard-lab@0.5" -> ("reinhard-lab", 0.5); "histogram-match" -> (.., 1.0); "none" ->
+    ("none", 1.0). ValueError naming what is allowed for anything else."""
+    method, _, raw = spec.strip().partition("@")
+    if method not in COLOUR_TRANSFERS:
+        raise ValueError(f"colour transfer {spec!r}: use one of {', '.join(COLOUR_TRANSFERS)},"
+                         " optionally with a strength, e.g. reinhard-lab@0.5")
+    if not raw:
+        return method, 1.0
+    try:
+        strength = float(raw)
+    except ValueError:
+        strength = -1.0
+    if method == "none" or not 0.0 <= strength <= 1.0:
+        raise ValueError(f"colour transfer {spec!r}: a strength is a number in [0, 1] after"
+                         " a transfer other than none, e.g. reinhard-lab@0.5")
+    return method, strength
+
+
+def transfer_label(method: str, strength: float) -> str:
+    """The inverse of `parse_transfer`: "reinhard-lab@0.5", "none", "histogram-match"."""
+    return method if method == "none" or strength == 1.0 else f"{method}@{strength:g}"

@@ -100,6 +100,13 @@ class TrainConfig:
     checkpoint_every: int = 2000  # steps between checkpoints
     keep_checkpoints: int = 3  # newest checkpoints kept (plus the final one)
     num_workers: int = 4  # data loader workers
+    # rank 0 scores the EMA generator every score_every steps (0 = off) on the first score_maps
+    # validation maps with the project's scorer: score_log.csv, best.safetensors in the run
+    score_every: int = 0
+    score_maps: int = 16
+    score_metrics: list[str] = field(  # the cheap terms: no CLIP (aesthetic) by default
+        default_factory=lambda: ["mask-accuracy", "color-hist-corr", "fid"]
+    )
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class GenerateConfig:
     batch_size: int = 4
     jpeg_quality: int = 95
     colour_transfer: Literal["none", "reinhard-lab", "histogram-match"] = "reinhard-lab"
+    colour_strength: float = 1.0  # blend with the untransferred image: 0 = none, 1 = the full transfer
     sample_style: bool = False  # sample the style code instead of using the encoder's mean
     output: Literal["refined", "image"] = "refined"  # ecgan: which of the two images is saved
     out_height: int = 384  # submission size (W x H = 512 x 384)
@@ -210,6 +218,12 @@ def _value_problems(cfg: Config) -> list[tuple[str, str]]:
         problems.append(("train.epochs", "epochs and decay_epochs must be >= 0, together >= 1"))
     if not 0.0 <= t.ema_decay < 1.0:
         problems.append(("train.ema_decay", "must be in [0, 1)"))
+    if t.score_every < 0 or t.score_maps < 2:
+        problems.append(("train.score_every", "score_every must be >= 0 (0 = off), score_maps >= 2"))
+    if not t.score_metrics or len(set(t.score_metrics)) != len(t.score_metrics):
+        problems.append(("train.score_metrics", "must list one or more metrics, each once"))
+    if not 0.0 <= g.colour_strength <= 1.0:
+        problems.append(("generate.colour_strength", "must be in [0, 1]"))
     if not 1 <= g.jpeg_quality <= 100:
         problems.append(("generate.jpeg_quality", "must be in 1..100"))
     if g.batch_size < 1 or cfg.evaluate.batch_size < 1:

@@ -5,6 +5,7 @@
     ema_generator.safetensors       the EMA generator/encoder at the end (what `generate` uses)
     train_log.csv                   one row per `train.log_every` steps
     samples/step_*.png              sample grids every `train.sample_every` steps
+    score_log.csv, best.safetensors scores every `train.score_every` steps (scoring.py)
     manifest.json                   written last (stage "train")
 
 Other ranks get a `NullWriter`: the same calls, nothing written.
@@ -25,6 +26,7 @@ from ..core.config import Config, config_hash, config_to_toml
 from .resume import TRAINING_SECTIONS
 from .samples import sample_grid, write_png
 from .schedule import Schedule
+from .scoring import TrainScoring
 
 LOG_FILE = "train_log.csv"
 SAMPLES_DIR = "samples"
@@ -68,6 +70,7 @@ class RunWriter:
                  log: Callable[[str], None] = stderr_log):
         self.out, self.cfg, self.schedule, self.log = Path(out), cfg, schedule, log
         self.progress = progress
+        self.scoring = TrainScoring(self.out, cfg, log)
         self.ckpt_dir = self.out / CKPT_DIR
         self.log_path = self.out / LOG_FILE
         self.bar = None
@@ -86,6 +89,7 @@ class RunWriter:
                      f" and resumed from the newest good one (step {start_step})")
         atomic_write_text(self.out / "config.resolved.toml", config_to_toml(self.cfg))
         rewrite_log(self.log_path, start_step)
+        self.scoring.open(start_step)
         if self.progress:
             from tqdm import tqdm
 
@@ -106,6 +110,7 @@ class RunWriter:
             write_png(self.out / SAMPLES_DIR / f"step_{steps_done:08d}.png", grid)
         if sched.checkpoint_due(steps_done):
             self.checkpoint(trainer)
+        self.scoring.step_done(trainer, data)
 
     def _log_row(self, steps_done: int, losses: dict, lr_scale: float) -> None:
         now = time.perf_counter()
