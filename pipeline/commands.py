@@ -114,4 +114,56 @@ def test_alias(input_path, img_path, output_path, run_dir, checkpoint, quiet, cf
     _generate(cfg, run_dir, checkpoint, dataclasses.replace(maps, split="test"), output_path, quiet)
 
 
-COMMANDS: list = [train, generate, test_alias]
+
+@click.command("average")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Training run folder (artifacts/runs/<exp>).")
+@click.option("--last", required=True, type=int, help="How many of the newest checkpoints to average.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Weights file to write (default RUN/average.safetensors).")
+def average(run_dir, last, out_file):
+    """Average the EMA generator/encoder weights of the run's last K checkpoints into one file."""
+    from .average import run_average
+
+    print_summary(run_average(run_dir, last, out_file))
+
+
+def _comma_list(ctx, param, value):
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+@click.command("sweep")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Training run folder (artifacts/runs/<exp>).")
+@click.option("--data", "data_dir", required=True, type=click.Path(file_okay=False),
+              help="Preprocessed data folder: its val split is generated and scored.")
+@click.option("--transfers", callback=_comma_list, default=None,
+              help="Colour transfers, comma-separated; '@s' blends at strength s"
+              " (default none,reinhard-lab,histogram-match,reinhard-lab@0.5).")
+@click.option("--weights", callback=_comma_list, default=None,
+              help="Weights files, comma-separated: ema, best, average or a path (default"
+              " ema,best,average, each when present).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of the generated and scored rows (default artifacts/sweep/<run name>).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Experiment TOML file (default: the run's own config.resolved.toml).")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one config key (repeatable), e.g. --set evaluate.segformer=DIR.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
+              help="Force the device (default: the config's `device`).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def sweep(run_dir, data_dir, transfers, weights, out_dir, config_path, overrides, device, quiet):
+    """Generate and score the val split with each colour transfer and weights file; print the
+    table and write the best into RUN/choice.json (what `generate` and `make submit` then use)."""
+    from .generate import RUN_CONFIG, run_config
+    from .sweep import Scorer, run_sweep
+
+    sets = list(overrides) + ([f'device="{device}"'] if device is not None else [])
+    cfg = run_config(run_dir, config_path, sets, use_choice=False)
+    scorer = Scorer(Path(config_path) if config_path else Path(run_dir) / RUN_CONFIG, tuple(sets))
+    out = Path(out_dir) if out_dir else Path("artifacts") / "sweep" / Path(run_dir).resolve().name
+    print_summary(run_sweep(cfg, run_dir, data_dir, out, scorer, transfers=transfers, weights=weights,
+                            progress=not quiet, log=click.echo))
+
+
+COMMANDS: list = [train, generate, test_alias, average, sweep]

@@ -11,6 +11,9 @@ is written, under an exclusive lock, and a killed run's temp files are removed. 
 written atomically and maps whose image exists are skipped, so a killed run resumes
 (byte-identically). `.generate_state.json` records which weights and settings made the images in
 the folder; when they change, the folder's old images are removed first. manifest.json is last.
+
+A run's choice.json (`landscape sweep`: the weights file and generate keys that scored best) is
+used by default: its weights unless a checkpoint is given, its keys under any --set.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from .core.errors import ArtifactError
 from .core.imageio import encode_jpeg, load_label, load_photo
 from .core.inputs import SplitInputs
 from .data.layout import Problem, find_bad_files, raise_problems
+from .sweep import read_choice
 
 STAGE = "generate"
 STATE_FILE = ".generate_state.json"
@@ -49,10 +53,14 @@ class GenerateInputs:
     run_dir: Path
     maps: SplitInputs
     checkpoint: Path | None = None
+    use_choice: bool = True  # without a checkpoint: the weights of the run's choice.json, if any
 
     @property
     def weights(self) -> Path:
-        return Path(self.checkpoint) if self.checkpoint is not None else Path(self.run_dir) / EMA_FILE
+        if self.checkpoint is not None:
+            return Path(self.checkpoint)
+        choice = read_choice(self.run_dir) if self.use_choice else None
+        return choice.weights if choice is not None else Path(self.run_dir) / EMA_FILE
 
 
 @dataclass(frozen=True)
@@ -69,15 +77,17 @@ class _Checked:
 
 
 def run_config(run_dir: str | Path, config_path: str | Path | None = None,
-               overrides: Sequence[str] = ()) -> Config:
+               overrides: Sequence[str] = (), *, use_choice: bool = True) -> Config:
     """The config generation runs with: `config_path` when given, else the run's own
-    config.resolved.toml; `overrides` (`--set` strings) applied on top."""
+    config.resolved.toml; the generate keys of the run's choice.json (when `use_choice`), then
+    `overrides` (`--set` strings) applied on top."""
     if config_path is None:
         config_path = Path(run_dir) / RUN_CONFIG
         if not config_path.is_file():
             raise ArtifactError(f"{run_dir}: no {RUN_CONFIG}, so it is not a training run"
                                 " folder. Train one with `landscape train --out DIR`.")
-    return load_config(config_path, overrides)
+    choice = read_choice(run_dir) if use_choice else None
+    return load_config(config_path, (choice.sets() if choice else []) + list(overrides))
 
 
 def _check_inputs(cfg: Config, inputs: GenerateInputs) -> _Checked:
@@ -201,7 +211,7 @@ def _generate_missing(cfg: Config, jt, model, maps: SplitInputs, pairs: dict[str
         images = _generate_batch(cfg, jt, model, labels, refs, names.index(chunk[0]))
         for name, img, ref in zip(chunk, images, refs):
             big = cv2.resize(img, (g.out_width, g.out_height), interpolation=cv2.INTER_CUBIC)
-            big = colour_transfer(big, ref, g.colour_transfer)
+            big = colour_transfer(big, ref, g.colour_transfer, g.colour_strength)
             atomic_write_bytes(folder / f"{Path(name).stem}.jpg", encode_jpeg(big, g.jpeg_quality))
         if bar is not None:
             bar.update(len(chunk))
@@ -221,14 +231,30 @@ def _write_manifest(cfg: Config, maps: SplitInputs, checked: _Checked, folder: P
                "pairs": str(Path(maps.pairs_json).resolve()), "refs": str(maps.refs_dir.resolve()),
                "checkpoint": str(checked.weights.resolve()), "step": checked.header.get("step"),
                "output": _output_key(cfg), "colour_transfer": g.colour_transfer,
+               "colour_strength": g.colour_strength,
                "size": [g.out_width, g.out_height]},
     )
 
 
-def _summary(out: Path, manifest: dict, up_to_date: bool) -> list[str]:
+def _choice_note(cfg: Config, inputs: GenerateInputs, checked: _Checked) -> list[str]:
+    """What of the run's choice.json this generation uses: ["; with <file>: ...", warnings]."""
+    choice = read_choice(inputs.run_dir) if inputs.use_choice else None
+    if choice is None:
+        return [""]
+    from_choice = inputs.checkpoint is None
+    used = [choice.weights.name] if from_choice else []
+    used += [f"{k}={v}" for k, v in choice.overrides.items()
+             if getattr(cfg.generate, k.split(".", 1)[1], None) == v]
+    note = [f"; with the sweep's choice {choice.path}: {', '.join(used)}" if used else ""]
+    if from_choice and choice.weights_sha256 not in ("", checked.state["weights_sha256"]):
+        note.append(f"warning: {choice.weights} changed after `landscape sweep` chose it; re-run the sweep")
+    return note
+
+
+def _summary(out: Path, manifest: dict, up_to_date: bool, note: Sequence[str] = ("",)) -> list[str]:
     c = manifest["counts"]
     now = "up to date, nothing to do" if up_to_date else f"{c['generated_now']} made now"
-    return [f"generate: {c['images']} images in {out} ({now})"]
+    return [f"generate: {c['images']} images in {out} ({now}{note[0]})", *note[1:]]
 
 
 def run_generate(cfg: Config, inputs: GenerateInputs, out: str | Path, *, progress: bool = True) -> StageResult:
@@ -245,9 +271,10 @@ def run_generate(cfg: Config, inputs: GenerateInputs, out: str | Path, *, progre
     out = Path(out).resolve()
     check_replaceable(out, STAGE)  # fail fast; claim_folder checks again under the lock
     checked = _check_inputs(cfg, inputs)
+    note = _choice_note(cfg, inputs, checked)
     done = _finished(out, checked, inputs.maps)
     if done is not None:  # nothing to do: the manifest (what downstream stages recorded) stays
-        return StageResult(done, _summary(out, done, True), up_to_date=True)
+        return StageResult(done, _summary(out, done, True, note), up_to_date=True)
     _check_images(cfg, inputs.maps, checked.pairs, progress)
     jt = setup_jittor(cfg.device, cfg.threads)
     model = _load_model(cfg, checked)
@@ -255,4 +282,4 @@ def run_generate(cfg: Config, inputs: GenerateInputs, out: str | Path, *, progre
         _clear_stale(folder, checked.state)
         made = _generate_missing(cfg, jt, model, inputs.maps, checked.pairs, folder, progress)
         manifest = _write_manifest(cfg, inputs.maps, checked, folder, made)
-    return StageResult(manifest, _summary(out, manifest, False))
+    return StageResult(manifest, _summary(out, manifest, False, note))

@@ -66,7 +66,7 @@ def selection_score(scores: dict) -> tuple[float, str]:
     inner = sum(f(float(terms[t])) for t, f in parts.items() if t in terms)
     value = float(terms.get("mask_accuracy", 1.0)) * inner
     left_out = [t for t in ("mask_accuracy", "aesthetic", "style", "fid") if t not in terms]
-    return value, "A-board without " + ", ".join(left_out)
+    return value, ("A-board without " + ", ".join(left_out)) if left_out else "A-board"
 
 
 # ---------------------------------------------------------------------------- the scorer, as a child process
