@@ -100,11 +100,11 @@ def blend(image: np.ndarray, transferred: np.ndarray, strength: float) -> np.nda
 def parse_transfer(spec: str) -> tuple[str, float]:
     """"reinhard-lab@0.5" -> ("reinhard-lab", 0.5); "histogram-match" -> (.., 1.0); "none" ->
     ("none", 1.0). ValueError naming what is allowed for anything else."""
-    method, _, raw = spec.strip().partition("@")
+    method, at, raw = spec.strip().partition("@")
     if method not in COLOUR_TRANSFERS:
         raise ValueError(f"colour transfer {spec!r}: use one of {', '.join(COLOUR_TRANSFERS)},"
                          " optionally with a strength, e.g. reinhard-lab@0.5")
-    if not raw:
+    if not at:
         return method, 1.0
     try:
         strength = float(raw)
