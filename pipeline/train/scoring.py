@@ -184,14 +184,17 @@ def log_row(step: int, value: float, formula: str, scores: dict, seconds: float)
 class TrainScoring:
     """Rank 0's scoring of the EMA generator during training (see the module docstring).
 
-    score_fn(generated, out, config, sets, data=, labels=, pairs=, ceiling=) -> scores.json
-    record, and generate_fn(cfg, trainer, maps, folder): replaceable (tests).
+    total_steps: the run's last step (None: unknown). score_fn(generated, out, config, sets,
+    data=, labels=, pairs=, ceiling=) -> scores.json record, and generate_fn(cfg, trainer, maps,
+    folder): replaceable (tests).
     """
 
     def __init__(self, run_dir: Path, cfg: Config, log: Callable[[str], None], *,
-                 score_fn=run_scorer, generate_fn=generate_subset):
+                 total_steps: int | None = None, score_fn=run_scorer, generate_fn=generate_subset):
         self.run, self.cfg, self.log = Path(run_dir), cfg, log
-        self.every = cfg.train.score_every
+        # a run too short to reach a scoring is not scored, and says nothing about it
+        short = total_steps is not None and total_steps < cfg.train.score_every
+        self.every = 0 if short else cfg.train.score_every
         self.score_fn, self.generate_fn = score_fn, generate_fn
         self.off = not self.every
         self.best: dict | None = None

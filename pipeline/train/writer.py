@@ -70,7 +70,7 @@ class RunWriter:
                  log: Callable[[str], None] = stderr_log):
         self.out, self.cfg, self.schedule, self.log = Path(out), cfg, schedule, log
         self.progress = progress
-        self.scoring = TrainScoring(self.out, cfg, log)
+        self.scoring = TrainScoring(self.out, cfg, log, total_steps=schedule.total_steps)
         self.ckpt_dir = self.out / CKPT_DIR
         self.log_path = self.out / LOG_FILE
         self.bar = None

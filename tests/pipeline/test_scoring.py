@@ -187,6 +187,10 @@ def test_missing_scorer_turns_scoring_off_once(sample_preprocessed, tmp_path):
     _train(scoring, FakeTrainer(), FakeData(sample_preprocessed), 3)
     assert scorer.calls == [] and not (run / SCORE_LOG).exists()
     assert len(logs) == 1 and "scoring during training is off" in logs[0] and "nope" in logs[0]
+    # a run too short to reach a scoring says nothing either
+    logs.clear()
+    TrainScoring(run, cfg, logs.append, total_steps=0, score_fn=scorer).open(0)
+    assert logs == []
     # scoring off by default: nothing said, nothing done
     logs.clear()
     quiet = TrainScoring(run, load_config(None), logs.append, score_fn=scorer)
