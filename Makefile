@@ -157,8 +157,14 @@ $(DEMO_PKG): $(DEMO_GEN)/test/manifest.json $(A)/eval/demo/test/manifest.json
 	$(LS) package --generated $(DEMO_GEN)/test --data $(DEMO_DATA) --out $(DEMO_ZIP) \
 	    --scores $(A)/eval/demo/test --config $(DEMO_CONFIG)
 
+# Every stage command of the demo runs through the timing wrapper (a target-specific LS reaches
+# the prerequisites' recipes); the run id is this make's start, so the split includes set-up.
+demo: TIMING_RUN := $(shell date +%s.%N)
+demo: LS = $(PY) -m pipeline.core.timing run --file $(A)/timings.json --run-id $(TIMING_RUN) -- $(VENV)/bin/landscape
 demo: $(DEMO_EVAL)/manifest.json $(DEMO_PKG) ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
 	@$(PY) -m evaluation.summary $(DEMO_EVAL) $(DEMO_ZIP)
+	@$(PY) -m pipeline.core.timing summary --file $(A)/timings.json --run-id $(TIMING_RUN) \
+	    --expect "sample-data,preprocess,fit-segformer,train,generate val,generate test,evaluate val,evaluate test,package"
 
 regress: $(STAMP) ## CI check: the chain at the CI setting (fixed seeds), validation scores vs the committed baseline
 	$(MAKE) --no-print-directory $(REGRESS_ARGS) $(REGRESS)/eval/demo/val/manifest.json
