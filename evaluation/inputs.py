@@ -209,7 +209,7 @@ def reference_photos(inputs: EvalInputs, scored_stems: list[str]) -> tuple[list[
         if missing:
             raise DatasetError(f"{folder}: {len(missing)} training photo(s) of {inputs.data_dir}/index.json"
                                f" are gone (e.g. {missing[0]}); restore them or re-run `landscape preprocess`")
-        rule = f"the training split of {inputs.data_dir.resolve()} (index.json 'train'; val photos left out)"
+        rule = f"the training split of {inputs.data_dir.resolve()} (val photos left out)"
     else:
         scored = set(scored_stems)
         files = [p for p in list_images(folder) if p.stem not in scored]

@@ -241,10 +241,9 @@ class FID(Metric):
         return {
             "model": str(self.weights_path),
             "model_sha256": self.weights_sha256,
-            "variant": f"torch-fidelity {EXTRACTOR}, layer {LAYER}, vs the reference set:"
-            f" {self.reference_info['rule']} ({self.train_info['count']} photos); KID beside it"
-            f" (unbiased, polynomial kernel, {KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, N) photos;"
-            " informative, not in the A formula)",
+            "variant": f"torch-fidelity {EXTRACTOR}, layer {LAYER}, vs {self.train_info['count']} reference"
+            f" photos: {self.reference_info['rule']}; KID beside it ({KID_SUBSETS} subsets of"
+            f" min({KID_SUBSET_SIZE}, N))",
             "preprocessing": "uint8 RGB (PIL decode); TF1-compatible bilinear resize to 299x299;"
             " (x - 128) / 128",
             "stand_in": False,

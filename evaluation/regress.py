@@ -27,6 +27,7 @@ DEFAULT_TOLERANCES = {
     "style": (0.08, True),
     "aesthetic": (0.05, True),
     "fid": (25.0, False),
+    "kid": (0.05, False),  # informative (not in the A formula); lower is better
 }
 
 

@@ -60,3 +60,33 @@ def test_commands_module_loads_no_torch():
     code = ("import sys, evaluation.commands; bad = [m for m in ('torch', 'transformers', 'torch_fidelity')"
             " if m in sys.modules]; sys.exit(str(bad) if bad else 0)")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ground_truth_cli_scores_once_then_reuses(tmp_path, capsys, sample_preprocessed, tiny_segformer):
+    seg, _ = tiny_segformer
+    args = ["evaluate", "--ground-truth", "--data", str(sample_preprocessed), "--out", str(tmp_path / "gt"),
+            "--quiet", "--device", "cpu", *CHEAP, "--set", f'evaluate.segformer="{seg}"',
+            "--set", f'evaluate.clip="{tmp_path / "none"}"', "--set", f'evaluate.cache_dir="{tmp_path / "c"}"']
+    main(args)
+    first = capsys.readouterr().out
+    assert "photos scored" in first and "ceiling: this evaluation is the ground truth" in first
+    main(args)
+    assert "up to date" in capsys.readouterr().out
+    scores = json.loads((tmp_path / "gt" / "scores.json").read_text())
+    assert scores["ground_truth"]["split"] == "val" and scores["inputs"]["generated_stage"] == "ground-truth"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--generated", "x"], "--ground-truth takes --data DIR"),
+    ([], "--ground-truth takes --data DIR"),
+])
+def test_ground_truth_cli_usage_errors(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--ground-truth", *extra])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_evaluate_cli_needs_generated_and_out(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", "--out", "x"])
+    assert exc.value.code == 2 and "needs --generated DIR and --out DIR" in capsys.readouterr().err
