@@ -7,7 +7,8 @@
 - README.md stays a front page: at most 10 KB.
 - Every relative link of README.md and docs/*.md points to an existing file (and, with a
   `#anchor`, to an existing heading of it).
-- Every `landscape <command> --option` and `make <target>` the pages show exists.
+- Every `landscape <command> --option`, `make <target>` and `section.key` config key the pages
+  show exists.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ SOURCE_DIRS = ("pipeline", "evaluation", "submission")
 STAGE_PAGES = ("preprocess.md", "train.md", "generate.md", "evaluate.md", "package.md")
 README_LIMIT = 10 * 1024
 MIN_FRAGMENT = 12  # shorter quotes would match by accident
+FILE_EXTENSIONS = {"md", "py", "json", "toml", "csv", "html", "safetensors", "npz", "npy", "pth", "png",
+                   "jpg", "zip", "txt"}
 
 
 def doc_pages() -> list[Path]:
@@ -238,3 +241,28 @@ def test_shown_make_targets_exist():
                     if word not in targets:
                         problems.append(f"{page.name}: `make {word}` is not a Makefile target")
     assert not problems, "\n".join(problems)
+
+
+def test_shown_config_keys_exist():
+    """Every `section.key` the pages quote is a key of the config (a renamed key fails here)."""
+    import dataclasses
+
+    from pipeline.core.config import Config
+
+    defaults = Config()
+    sections = {f.name: {g.name for g in dataclasses.fields(getattr(defaults, f.name))}
+                for f in dataclasses.fields(Config) if dataclasses.is_dataclass(getattr(defaults, f.name))}
+    pattern = re.compile(r"\b(" + "|".join(sections) + r")\.([a-z][a-z0-9_]*)")
+    problems, seen = [], 0
+    for page in pages():
+        text = page.read_text(encoding="utf-8")
+        for span in re.findall(r"`([^`\n]+)`", text) + code_snippets(text):
+            for section, key in pattern.findall(span):
+                before = span[:span.find(f"{section}.{key}")]
+                if key in FILE_EXTENSIONS or before.endswith(("/", ".", "-", "_")):
+                    continue  # a file name such as model.safetensors or docs/train.md, not a key
+                seen += 1
+                if key not in sections[section]:
+                    problems.append(f"{page.name}: `{section}.{key}` is not a config key")
+    assert seen >= 20, f"only {seen} config keys found in the pages: the parser broke?"
+    assert not problems, "\n".join(sorted(set(problems)))
