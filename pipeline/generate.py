@@ -33,9 +33,10 @@ from .core.artifacts import (StageResult, atomic_write_bytes, atomic_write_json,
                              claim_folder, manifest_hash, read_manifest, sha256_bytes, sha256_file,
                              write_manifest)
 from .core.config import Config, config_hash, load_config
-from .core.errors import ArtifactError
+from .core.errors import ArtifactError, LandscapeError
 from .core.imageio import encode_jpeg, load_label, load_photo
 from .core.inputs import SplitInputs
+from .core.preprocessed import PreprocessedData
 from .data.layout import Problem, find_bad_files, raise_problems
 from .sweep import read_choice
 
@@ -172,23 +173,56 @@ def _load_model(cfg: Config, checked: _Checked):
     return model
 
 
+def reference_labels_dir(maps: SplitInputs) -> Path | None:
+    """Where the references' own label maps are: the preprocess folder's training labels, else
+    the competition layout's sibling of the photos folder (train/imgs -> train/labels)."""
+    if maps.data_dir is not None:
+        try:
+            train_labels = PreprocessedData.open(maps.data_dir).paths.get("train_labels")
+        except LandscapeError:
+            train_labels = None
+        if train_labels and Path(train_labels).is_dir():
+            return Path(train_labels)
+    if maps.refs_dir is not None and (maps.refs_dir.parent / "labels").is_dir():
+        return maps.refs_dir.parent / "labels"
+    return None
+
+
+def _reference_label(labels_dir: Path | None, ref_name: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """The reference photo's own label map (class colour hints), None when it has none or it
+    does not match the photo's size."""
+    if labels_dir is None:
+        return None
+    path = labels_dir / f"{Path(ref_name).stem}.png"
+    if not path.is_file():
+        return None
+    label = load_label(path)
+    return label if label.shape == shape else None
+
+
 def _generate_batch(cfg: Config, jt, model, maps: list[np.ndarray], refs: list[np.ndarray],
-                    seed_index: int) -> list[np.ndarray]:
-    """Generated RGB uint8 images (model size) of one batch of label maps and references."""
+                    seed_index: int, ref_labels: list[np.ndarray | None] | None = None) -> list[np.ndarray]:
+    """Generated RGB uint8 images (model size) of one batch of label maps and references
+    (ref_labels: each reference's own label map, or None, for the class colour hints)."""
     from .model.ganmodel import images_to_tensor, labels_to_onehot, tensor_to_images
 
-    g, h, w = cfg.generate, cfg.data.height, cfg.data.width
+    g, h, w, k = cfg.generate, cfg.data.height, cfg.data.width, cfg.model.num_classes
     labels = np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST) for m in maps])
     small_refs = np.stack([cv2.resize(r, (w, h), interpolation=cv2.INTER_AREA) for r in refs])
+    ref_labels = ref_labels or [None] * len(refs)
+    # a reference without a label map gets an all-zero one-hot: no hints, the style code decides
+    ref_onehot = np.stack([labels_to_onehot(cv2.resize(r, (w, h), interpolation=cv2.INTER_NEAREST)[None], k)[0]
+                           if r is not None else np.zeros((k, h, w), np.float32) for r in ref_labels])
     pad = g.batch_size - len(maps)  # pad the last batch: one batch shape, one set of compiled kernels
     if pad:
         labels = np.concatenate([labels, np.repeat(labels[-1:], pad, 0)])
         small_refs = np.concatenate([small_refs, np.repeat(small_refs[-1:], pad, 0)])
+        ref_onehot = np.concatenate([ref_onehot, np.repeat(ref_onehot[-1:], pad, 0)])
     if g.sample_style:
         # Sampled style codes depend on the image's position only, so a resumed run agrees.
         jt.set_global_seed(cfg.seed + seed_index, different_seed_for_mpi=False)
-    out = model.generate(jt.array(labels_to_onehot(labels, cfg.model.num_classes)),
-                         jt.array(images_to_tensor(small_refs)), sample_style=g.sample_style)
+    out = model.generate(jt.array(labels_to_onehot(labels, k)), jt.array(images_to_tensor(small_refs)),
+                         sample_style=g.sample_style, ref_seg=jt.array(ref_onehot))
     return list(tensor_to_images(out[_output_key(cfg)].numpy())[: len(maps)])
 
 
@@ -198,6 +232,7 @@ def _generate_missing(cfg: Config, jt, model, maps: SplitInputs, pairs: dict[str
     g = cfg.generate
     names = list(pairs)
     todo = [m for m in names if not (folder / f"{Path(m).stem}.jpg").is_file()]
+    ref_labels_dir = reference_labels_dir(maps) if cfg.model.class_hints else None
     bar = None
     if progress:
         from tqdm import tqdm
@@ -208,7 +243,8 @@ def _generate_missing(cfg: Config, jt, model, maps: SplitInputs, pairs: dict[str
         chunk = todo[start:start + g.batch_size]
         labels = [load_label(maps.labels_dir / m) for m in chunk]
         refs = [load_photo(maps.refs_dir / pairs[m]) for m in chunk]
-        images = _generate_batch(cfg, jt, model, labels, refs, names.index(chunk[0]))
+        ref_labels = [_reference_label(ref_labels_dir, pairs[m], r.shape[:2]) for m, r in zip(chunk, refs)]
+        images = _generate_batch(cfg, jt, model, labels, refs, names.index(chunk[0]), ref_labels)
         for name, img, ref in zip(chunk, images, refs):
             big = cv2.resize(img, (g.out_width, g.out_height), interpolation=cv2.INTER_CUBIC)
             big = colour_transfer(big, ref, g.colour_transfer, g.colour_strength)

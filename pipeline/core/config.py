@@ -62,6 +62,12 @@ class ModelConfig:
     edge_attention: bool = True  # ecgan: edge features gate the image features at each scale
     edge_nc: int = 64  # ecgan: width of the edge branch
     semantic_module: bool = True  # ecgan: class-wise channel gating producing the refined image
+    # Class colour hints (SEAN-style per-region style): each SPADE block also sees, at every pixel,
+    # the reference photo's mean colour of that pixel's class (from the reference's own label map)
+    # and whether the reference has that class; the style code fills the classes it lacks.
+    class_hints: bool = True
+    hint_dropout: float = 0.3  # training: share of classes whose hint is hidden (taught to do without)
+    hint_min_pixels: int = 16  # a class covering fewer pixels of the reference gives no hint
     ndf: int = 64  # discriminator base width
     d_layers: int = 4  # conv layers per PatchGAN
     d_scales: int = 2  # multi-scale discriminator: number of PatchGANs
@@ -91,6 +97,9 @@ class TrainConfig:
     batch_size: int = 1
     lr_g: float = 0.0001  # two time-scale update rule: D learns faster than G
     lr_d: float = 0.0004
+    # lr_g/lr_d are for one process; with N (mpirun) the effective batch is N x batch_size and
+    # they are multiplied by 1 ("none", as SPADE), N ("linear") or sqrt(N) ("sqrt")
+    lr_scaling: Literal["none", "linear", "sqrt"] = "none"
     beta1: float = 0.0
     beta2: float = 0.9
     ema_decay: float = 0.999
@@ -202,6 +211,8 @@ def _value_problems(cfg: Config) -> list[tuple[str, str]]:
     d, m, t, g = cfg.data, cfg.model, cfg.train, cfg.generate
     if m.num_classes != 29:
         problems.append(("model.num_classes", "the competition's label maps have 29 classes"))
+    if not 0.0 <= m.hint_dropout < 1.0:
+        problems.append(("model.hint_dropout", "must be in [0, 1)"))
     if cfg.threads < 0:
         problems.append(("threads", "must be >= 0 (0 = the cores available to the process)"))
     for key, value in (("data.height", d.height), ("data.width", d.width)):

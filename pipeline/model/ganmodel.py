@@ -67,6 +67,7 @@ class GANModel(nn.Module):
         self.kind = mc.kind
         self.use_vae = mc.use_vae
         self.loss_cfg = lc
+        self.model_cfg = mc
         self.generator = Generator(mc, height, width)
         self.ema_generator = Generator(mc, height, width)
         self.encoder = StyleEncoder(mc.nef, mc.z_dim, mc.encoder_size) if mc.use_vae else None
@@ -129,6 +130,15 @@ class GANModel(nn.Module):
         z = reparameterize(mu, logvar) if sample else mu
         return z, mu, logvar
 
+    def _train_hints(self, real, seg):
+        """The photo's own class colours, some classes hidden (the model must also draw without)."""
+        if not self.model_cfg.class_hints:
+            return None
+        from .hints import class_hints, drop_hints
+
+        hints = class_hints(real, seg, self.model_cfg.hint_min_pixels)
+        return drop_hints(hints, self.model_cfg.hint_dropout)
+
     def _fakes(self, outputs) -> list:
         fakes = [outputs["image"]]
         if "refined" in outputs:
@@ -152,7 +162,7 @@ class GANModel(nn.Module):
         lc = self.loss_cfg
         seg, real = batch["seg"], batch["image"]
         z, mu, logvar = self._style(self.encoder, real, sample=True)
-        outputs = self.generator(seg, z)
+        outputs = self.generator(seg, z, self._train_hints(real, seg))
         fakes = self._fakes(outputs)
         # The refined image's image losses are scaled by loss.refined relative to the first image.
         scales = [1.0, lc.refined][: len(fakes)]
@@ -189,8 +199,10 @@ class GANModel(nn.Module):
             total = total + (getattr(self.loss_cfg, key) if key else 1.0) * value
         return total
 
-    def generate(self, seg, ref, sample_style: bool = False, use_ema: bool = True) -> dict:
+    def generate(self, seg, ref, sample_style: bool = False, use_ema: bool = True,
+                 ref_seg=None) -> dict:
         """Images from one-hot maps and references (both Vars); EMA weights unless use_ema=False.
+        ref_seg: the references' own one-hot label maps (class colour hints; None = no hints).
 
         Returns the generator's output dict ("image", and for ecgan "edge", "refined").
         """
@@ -198,4 +210,9 @@ class GANModel(nn.Module):
         enc = self.ema_encoder if use_ema else self.encoder
         with jt.no_grad():
             z, _, _ = self._style(enc, ref, sample=sample_style)
-            return gen(seg, z)
+            hints = None
+            if self.model_cfg.class_hints and ref_seg is not None:
+                from .hints import class_hints
+
+                hints = class_hints(ref, ref_seg, self.model_cfg.hint_min_pixels)
+            return gen(seg, z, hints)

@@ -93,14 +93,16 @@ class Generator(nn.Module):
         self.sh, self.sw = height // 2**mc.num_up, width // 2**mc.num_up
         widths = stage_widths(mc.ngf, mc.num_up, mc.max_mult)
         label_nc = mc.num_classes
+        self.class_hints = mc.class_hints
+        cond_nc = label_nc + (4 if mc.class_hints else 0)  # what SPADE sees: labels (+ hint map)
         if mc.use_vae:
             self.fc = nn.Linear(mc.z_dim, widths[0] * self.sh * self.sw)
         else:
             self.fc = nn.Conv2d(label_nc, widths[0], 3, padding=1)
         self.blocks = nn.ModuleList(
-            [SPADEResBlock(widths[0], widths[0], label_nc, mc.spade_hidden, mc.param_free_norm)]
+            [SPADEResBlock(widths[0], widths[0], cond_nc, mc.spade_hidden, mc.param_free_norm)]
             + [
-                SPADEResBlock(widths[i - 1], widths[i], label_nc, mc.spade_hidden,
+                SPADEResBlock(widths[i - 1], widths[i], cond_nc, mc.spade_hidden,
                               mc.param_free_norm)
                 for i in range(1, mc.num_up + 1)
             ]
@@ -121,8 +123,15 @@ class Generator(nn.Module):
             if self.semantic:
                 self.spm = SemanticPreservingModule(widths[-1], label_nc)
 
-    def execute(self, seg, z=None):
+    def execute(self, seg, z=None, hints=None):
+        """seg: one-hot (B, K, H, W); z: style code (B, z_dim) when use_vae; hints: class colour
+        hints (B, K, 4) when model.class_hints (pipeline.model.hints; None = none known)."""
         b = seg.shape[0]
+        cond = seg
+        if self.class_hints:
+            from .hints import no_hints, paint_hints
+
+            cond = jt.concat([seg, paint_hints(no_hints(seg) if hints is None else hints, seg)], dim=1)
         if self.use_vae:
             if z is None:
                 raise ValueError("this generator uses a style code: pass z (B, z_dim)")
@@ -137,7 +146,7 @@ class Generator(nn.Module):
                 x = nn.interpolate(x, scale_factor=2, mode="nearest")
                 if e is not None:
                     e = nn.interpolate(e, scale_factor=2, mode="nearest")
-            x = block(x, seg)
+            x = block(x, cond)
             if e is not None:
                 e = self.edge_blocks[i](e, seg)
                 if self.edge_attention:

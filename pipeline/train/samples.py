@@ -16,7 +16,7 @@ def sample_grid(model, jt, batch: dict, num_classes: int, output: str) -> np.nda
     from ..model.ganmodel import tensor_to_images
 
     inputs = batch_to_vars(jt, batch, num_classes)
-    out = model.generate(inputs["seg"], inputs["image"])
+    out = model.generate(inputs["seg"], inputs["image"], ref_seg=inputs["seg"])
     key = "refined" if output == "refined" and "refined" in out else "image"
     fake = tensor_to_images(out[key].numpy())
     if "edge" in out:
