@@ -312,7 +312,7 @@ def run_generate(cfg: Config, inputs: GenerateInputs, out: str | Path, *, progre
     if done is not None:  # nothing to do: the manifest (what downstream stages recorded) stays
         return StageResult(done, _summary(out, done, True, note), up_to_date=True)
     _check_images(cfg, inputs.maps, checked.pairs, progress)
-    jt = setup_jittor(cfg.device, cfg.threads)
+    jt = setup_jittor(cfg.device, cfg.threads, log=lambda line: print(line, file=sys.stderr))
     model = _load_model(cfg, checked)
     with claim_folder(out, STAGE) as folder:
         _clear_stale(folder, checked.state)
