@@ -85,7 +85,8 @@ def warm_up(step: Callable[[], None], window: int = WARMUP_WINDOW, tolerance: fl
     return times, False
 
 
-def time_steps(step: Callable[[], None], n: int, clock: Callable[[], float] = time.perf_counter) -> list[float]:
+def time_steps(step: Callable[[], None], n: int,
+               clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Durations of `n` calls of `step`."""
     times = []
     for _ in range(n):
@@ -102,13 +103,19 @@ def count_kernels(jit_dir: Path) -> int:
 
 
 # ============================================================================ one setting
+_THREADS: list[int] = []  # Jittor's CPU threads in this process: fixed by its first import
+
+
 def _setting(name: str, device: str):
     """(config, jittor module) of a setting, Jittor set up for `device` and the config's threads."""
     from .jt_env import setup_jittor
 
     path, extra = SETTINGS[name]
     cfg = load_config(path, [f'device="{device}"', *extra])
-    return cfg, setup_jittor(device, cfg.threads)
+    jt = setup_jittor(device, cfg.threads)
+    if not _THREADS:
+        _THREADS.append(int(os.environ.get("OMP_NUM_THREADS", "0") or 0))
+    return cfg, jt
 
 
 def _build(cfg, jt):
@@ -154,7 +161,7 @@ def bench_setting(name: str, steps: int, device: str) -> dict:
     b = cfg.train.batch_size
     return {
         "setting": name, "device": device, "size": f"{cfg.data.width}x{cfg.data.height}", "train_batch": b,
-        "threads": int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
+        "threads": _THREADS[0],
         "generator_params": params, "build_s": round(build, 3), "first_step_s": round(warm[0], 2),
         "warmup_steps": len(warm), "steady": steady, "warmup_s": [round(t, 3) for t in warm],
         "train_step_s": round(step_s, 3), "timed_steps": len(timed), "timed_spread": round(spread(timed), 3),
@@ -216,8 +223,9 @@ def cold_start(name: str, device: str, warm: dict) -> dict:
 def _line(r: dict) -> str:
     warm = (f"after {r['warmup_steps']} warm-up steps" + ("" if r["steady"] else ", NOT steady")
             + f", first {r['first_step_s']:.1f} s")
-    return (f"{r['setting']:>10} {r['size']:>8} {r['device']}: train {r['train_step_s']:.3f} s/step"
-            f" (median of {r['timed_steps']}, spread {r['timed_spread']:.0%}, {warm}; batch {r['train_batch']},"
+    return (f"{r['setting']:>10} {r['size']:>8} {r['device']} ({r['threads']} threads):"
+            f" train {r['train_step_s']:.3f} s/step (median of {r['timed_steps']},"
+            f" spread {r['timed_spread']:.0%}, {warm}; batch {r['train_batch']},"
             f" {r['train_images_per_s']:.2f} img/s), generate {r['generate_images_per_s']:.2f} img/s"
             f" (batch {r['generate_batch']}), G params {r['generator_params']:,}")
 
@@ -229,7 +237,8 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=0,
                         help="timed steps after the steady warm-up window (default: 3 for demo, 0 for base)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    parser.add_argument("--no-cold", action="store_true", help="skip the cold-start (fresh kernel folder) run")
+    parser.add_argument("--no-cold", action="store_true",
+                        help="skip the cold-start (fresh kernel folder) run")
     parser.add_argument("--json", default="", help="also write the results to this file")
     parser.add_argument("--cold-child", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

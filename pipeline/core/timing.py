@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--file", required=True, help="the timings file, e.g. artifacts/timings.json")
         p.add_argument("--run-id", required=True, help="what groups one make run's records")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- command and its arguments")
-    show.add_argument("--expect", default="", help="comma list of stage labels shown even when they did not run")
+    show.add_argument("--expect", default="",
+                      help="comma list of stage labels shown even when they did not run")
     args = ap.parse_args(argv)
     if args.action == "run":
         cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
