@@ -13,7 +13,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
-import os
 import shutil
 import time
 from contextlib import contextmanager
