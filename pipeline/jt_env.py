@@ -65,7 +65,8 @@ def resolve_threads(threads: int = 0) -> tuple[int, str]:
     if threads > 0:
         return threads, "config threads"
     env = os.environ.get("OMP_NUM_THREADS", "")
-    if env.isdigit() and int(env) > 0 and os.environ.get("_LANDSCAPE_OMP_SET") != env:
+    ours = os.environ.get("_LANDSCAPE_OMP_SET") == env and os.environ.get("_LANDSCAPE_OMP_WHY") != "user"
+    if env.isdigit() and int(env) > 0 and not ours:
         return int(env), "OMP_NUM_THREADS"
     cores, ranks = available_cores(), local_ranks()
     if ranks > 1:
@@ -78,7 +79,11 @@ def setup_threads(threads: int = 0) -> tuple[int, str]:
     Once jittor is imported its OpenMP pool is fixed, so later calls only report."""
     n, why = resolve_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(n)
-    os.environ["_LANDSCAPE_OMP_SET"] = str(n)  # ours, not the user's: a later resolve may change it
+    os.environ["_LANDSCAPE_OMP_SET"] = str(n)  # a later resolve knows whether it was the user's
+    os.environ["_LANDSCAPE_OMP_WHY"] = "user" if why == "OMP_NUM_THREADS" else "auto"
+    # Waiting threads sleep instead of spinning: with other processes on the cores, spinning
+    # OpenMP threads made a 2-thread step 8x slower than a 1-thread one (docs/benchmarks.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return n, why
 
 

@@ -14,7 +14,7 @@ from pipeline.jt_env import available_cores, resolve_threads
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for var in ("OMP_NUM_THREADS", "_LANDSCAPE_OMP_SET", "OMPI_COMM_WORLD_LOCAL_SIZE",
+    for var in ("OMP_NUM_THREADS", "_LANDSCAPE_OMP_SET", "_LANDSCAPE_OMP_WHY", "OMPI_COMM_WORLD_LOCAL_SIZE",
                 "MPI_LOCALNRANKS", "MV2_COMM_WORLD_LOCAL_SIZE"):
         monkeypatch.delenv(var, raising=False)
     return monkeypatch
@@ -62,3 +62,13 @@ def test_a_child_killed_by_a_signal_does_not_end_a_jittor_process():
             "time.sleep(0.5); p.kill(); p.wait(); time.sleep(0.5); print('survived')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and "survived" in out.stdout, out.stderr[-1000:]
+
+
+def test_a_second_setup_keeps_reporting_the_users_value(clean_env):
+    from pipeline.jt_env import setup_threads
+
+    clean_env.delenv("OMP_WAIT_POLICY", raising=False)
+    clean_env.setenv("OMP_NUM_THREADS", "1")
+    assert setup_threads(0) == (1, "OMP_NUM_THREADS")
+    assert setup_threads(0) == (1, "OMP_NUM_THREADS")
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
