@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .average import AVERAGE_FILE
-from .checkpoint import EMA_FILE, read_checkpoint
+from .checkpoint import EMA_FILE, read_checkpoint, tensors_checksum
 from .colour import parse_transfer, transfer_label
 from .core.artifacts import (FolderLock, StageResult, atomic_write_json, manifest_hash, os_errors,
                              read_manifest, sha256_file)
@@ -148,8 +148,9 @@ def candidate_weights(run_dir: Path, names: Sequence[str] | None,
                       log: Callable[[str], None]) -> list[tuple[str, Path]]:
     """(label, file) of each candidate, every file read and verified. names: ema, best,
     average, or a weights file (a path inside the run, or any path); None = DEFAULT_WEIGHTS,
-    where a missing file is left out with a note (a named one that is missing is an error)."""
-    found: list[tuple[str, Path]] = []
+    where a missing file is left out with a note (a named one that is missing is an error).
+    A file with the same tensors as an earlier one is left out with a note."""
+    found: list[tuple[str, Path, str]] = []
     for name in names if names is not None else DEFAULT_WEIGHTS:
         if name in NAMED_WEIGHTS:
             label, path = name, run_dir / NAMED_WEIGHTS[name]
@@ -162,13 +163,17 @@ def candidate_weights(run_dir: Path, names: Sequence[str] | None,
                 raise ArtifactError(f"--weights {name}: {why}")
             log(f"note: sweep: {why}; left out")
             continue
-        read_checkpoint(path)  # every candidate verified before anything is generated
-        if path.resolve() not in [f.resolve() for _, f in found]:
-            found.append((label, path))
+        arrays, _ = read_checkpoint(path)  # every candidate verified before anything is generated
+        checksum = tensors_checksum(arrays)
+        same = next((lab for lab, _, c in found if c == checksum), None)
+        if same is not None:  # e.g. best.safetensors when the best was the last scoring
+            log(f"note: sweep: {path.name} holds the same weights as {same}; left out")
+            continue
+        found.append((label, path, checksum))
     if not found:
         raise ArtifactError(f"{run_dir}: none of the weights files {', '.join(names or DEFAULT_WEIGHTS)}"
                             " exists; train the run first")
-    return found
+    return [(label, path) for label, path, _ in found]
 
 
 def generate_row(cfg_row: Config, run_dir: Path, maps: SplitInputs, weights: Path, out: Path,

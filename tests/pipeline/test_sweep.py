@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline.average import AVERAGE_FILE
 from pipeline.checkpoint import EMA_FILE, save_checkpoint
 from pipeline.colour import colour_transfer, parse_transfer, transfer_label
 from pipeline.core.config import config_to_toml
@@ -125,6 +126,14 @@ def test_sweep_picks_the_best_row_and_writes_the_choice(run, sample_preprocessed
     assert any(line.startswith("warning:") and "stand-in" in line for line in result.summary)
     rows = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert rows["best"] == "best__reinhard-lab@0.5" and len(rows["rows"]) == 4
+
+
+def test_a_weights_file_equal_to_an_earlier_one_is_left_out(run, sample_preprocessed, tmp_path):
+    _weights(run / AVERAGE_FILE, 1.0)  # the same tensors as the EMA file
+    stubs, logs = Stubs(TABLE), []
+    _sweep(run, sample_preprocessed, tmp_path / "sweep", stubs, logs, transfers=["none"])
+    assert [g[0] for g in stubs.generated] == [EMA_FILE, BEST_FILE]
+    assert any("average.safetensors holds the same weights as ema" in line for line in logs)
 
 
 def test_ties_go_to_the_first_row_and_named_weights_must_exist(run, sample_preprocessed, tmp_path):
