@@ -52,6 +52,7 @@ DEMO_DATA := $(A)/data/sample
 DEMO_RUN := $(A)/runs/demo
 DEMO_SCORER := $(A)/scorer/sample
 DEMO_GEN := $(A)/generated/demo
+DEMO_ORACLE := $(A)/generated/style-oracle/val
 DEMO_EVAL := $(A)/eval/demo/val
 DEMO_ZIP := $(A)/submission/demo.zip
 DEMO_PKG := $(A)/submission/demo/manifest.json
@@ -143,14 +144,25 @@ $(DEMO_DATA)/manifest.json: $(DEMO_RAW)/manifest.json $(DEMO_CONFIG)
 $(DEMO_SCORER)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
 	$(LS) fit-segformer --data $(DEMO_DATA) --out $(DEMO_SCORER) --config $(DEMO_CONFIG)
 
-$(DEMO_RUN)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
-	$(LS) train --data $(DEMO_DATA) --out $(DEMO_RUN) --config $(DEMO_CONFIG) --resume
+# training scores its EMA generator every train.score_every steps with the demo's scorer
+$(DEMO_RUN)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG) $(DEMO_SCORER)/manifest.json | $(FIDW)
+	$(LS) train --data $(DEMO_DATA) --out $(DEMO_RUN) --config $(DEMO_CONFIG) --resume \
+	    --set evaluate.segformer=$(DEMO_SCORER)
+
+# the style term's ceiling: each validation map painted in its reference's own style
+$(DEMO_ORACLE)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
+	$(LS) style-oracle --data $(DEMO_DATA) --split val --out $(DEMO_ORACLE) --config $(DEMO_CONFIG)
 
 $(DEMO_GEN)/%/manifest.json: $(DEMO_RUN)/manifest.json
 	$(LS) generate --run $(DEMO_RUN) --data $(DEMO_DATA) --split $* --out $(DEMO_GEN)/$*
 
-$(A)/eval/demo/%/manifest.json: $(DEMO_GEN)/%/manifest.json $(DEMO_SCORER)/manifest.json | $(FIDW)
-	$(LS) evaluate --generated $(DEMO_GEN)/$* --data $(DEMO_DATA) --split $* --out $(A)/eval/demo/$* \
+# validation: every term beside its ceiling (ground truth through the same scorer; style oracle)
+$(DEMO_EVAL)/manifest.json: $(DEMO_GEN)/val/manifest.json $(DEMO_SCORER)/manifest.json $(DEMO_ORACLE)/manifest.json | $(FIDW)
+	$(LS) evaluate --generated $(DEMO_GEN)/val --data $(DEMO_DATA) --split val --out $(DEMO_EVAL) \
+	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER) --style-ceiling $(DEMO_ORACLE)
+
+$(A)/eval/demo/test/manifest.json: $(DEMO_GEN)/test/manifest.json $(DEMO_SCORER)/manifest.json | $(FIDW)
+	$(LS) evaluate --generated $(DEMO_GEN)/test --data $(DEMO_DATA) --split test --out $(A)/eval/demo/test \
 	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER)
 
 $(DEMO_PKG): $(DEMO_GEN)/test/manifest.json $(A)/eval/demo/test/manifest.json
@@ -164,7 +176,7 @@ demo: LS = $(PY) -m pipeline.core.timing run --file $(A)/timings.json --run-id $
 demo: $(DEMO_EVAL)/manifest.json $(DEMO_PKG) ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
 	@$(PY) -m evaluation.summary $(DEMO_EVAL) $(DEMO_ZIP)
 	@$(PY) -m pipeline.core.timing summary --file $(A)/timings.json --run-id $(TIMING_RUN) \
-	    --expect "sample-data,preprocess,fit-segformer,train,generate val,generate test,evaluate val,evaluate test,package"
+	    --expect "sample-data,preprocess,fit-segformer,train,style-oracle,generate val,generate test,evaluate val,evaluate test,package"
 
 regress: $(STAMP) ## CI check: the chain at the CI setting (fixed seeds), validation scores vs the committed baseline
 	$(MAKE) --no-print-directory $(REGRESS_ARGS) $(REGRESS)/eval/demo/val/manifest.json
@@ -180,7 +192,7 @@ bench: $(STAMP) | $(FIDW) ## speed goals, each a ratio against a reference timed
 	$(PY) -m evaluation.bench --config $(DEMO_CONFIG)
 
 clean-demo: ## remove the demo's artifacts
-	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/eval/demo $(A)/submission/demo*
+	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/generated/style-oracle $(A)/eval/demo $(A)/submission/demo*
 
 clean: ## remove artifacts/ and the Jittor cache (keeps .venv and weights/)
 	rm -rf $(A) .cache
