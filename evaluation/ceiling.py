@@ -43,8 +43,9 @@ STYLE_UNKNOWN = (
     " `landscape style-oracle --data DIR --split val --out DIR` paints one: pass it as --style-ceiling DIR."
 )
 SCORE_NOTE = "the ground truth's A (its style term is the ground truth's, not a ceiling)"
-KID_NOT_POSITIVE = ("the ceiling's KID is <= 0: the ground truth is indistinguishable from the"
-                    " reference set at this N, so no ratio (compare the generated KID with its std)")
+KID_WITHIN_NOISE = ("the ceiling's KID is within noise of 0 (<= 2 x its std over subsets): the ground"
+                    " truth is indistinguishable from the reference set at this N, so a ratio would only"
+                    " measure noise; compare the generated KID with 0 instead")
 
 
 def ratio(generated: float | None, ceiling: float | None, higher_is_better: bool) -> float | None:
@@ -64,6 +65,15 @@ def _value(scores: dict | None, row: str) -> float | None:
     return scores.get("score") if row == "score" else scores.get("terms", {}).get(row)
 
 
+def _spread(scores: dict, term: str) -> float:
+    """The std over subsets recorded with an informative term (KID), 0 when none is recorded."""
+    for info in scores.get("metrics", {}).values():
+        detail = info.get("extra", {}).get(term)
+        if isinstance(detail, dict) and "std" in detail:
+            return float(detail["std"])
+    return 0.0
+
+
 def _row(row: str, generated: dict, gt: dict | None, style: dict | None) -> dict:
     """One row: generated, ceiling, ratio, where the ceiling comes from and a note."""
     g = _value(generated, row)
@@ -74,9 +84,10 @@ def _row(row: str, generated: dict, gt: dict | None, style: dict | None) -> dict
         note = "" if style else STYLE_UNKNOWN
     elif row == "score" and c is not None:
         note = SCORE_NOTE
-    elif row == "kid" and c is not None and c <= 0:
-        note = KID_NOT_POSITIVE
-    out = {"generated": g, "ceiling": c, "ratio": ratio(g, c, HIGHER_IS_BETTER[row]),
+    within_noise = row == "kid" and c is not None and c <= 2 * _spread(gt, row)
+    if within_noise:
+        note = KID_WITHIN_NOISE
+    out = {"generated": g, "ceiling": c, "ratio": None if within_noise else ratio(g, c, HIGHER_IS_BETTER[row]),
            "higher_is_better": HIGHER_IS_BETTER[row], "ceiling_from": source, "note": note}
     if row == "style" and gt is not None:
         out["ground_truth_value"] = _value(gt, "style")  # shown, never used as the ceiling
@@ -115,6 +126,11 @@ def not_applicable(note: str) -> dict[str, Any]:
             "style_ceiling": None, "rows": {}}
 
 
+def ordered_rows(block: dict) -> list[tuple[str, dict]]:
+    """The block's rows in table order (scores.json stores its keys sorted)."""
+    return [(row, block["rows"][row]) for row in ROWS if row in block.get("rows", {})]
+
+
 def _fmt(v: float | None, row: str) -> str:
     if v is None:
         return "n/a"
@@ -126,9 +142,10 @@ def table_lines(block: dict) -> list[str]:
     if not block or not block.get("rows"):
         return []
     lines = [f"  {'term':<10} {'generated':>10} {'ceiling':>10} {'ratio':>7}  ceiling from"]
-    for row, r in block["rows"].items():
+    for row, r in ordered_rows(block):
         rt = "n/a" if r["ratio"] is None else f"{r['ratio']:.3f}"
         lines.append(f"  {LABELS[row]:<10} {_fmt(r['generated'], row):>10} {_fmt(r['ceiling'], row):>10}"
                      f" {rt:>7}  {r['ceiling_from'] or '-'}")
     lines.append("  ratio: generated / ceiling; FID, KID: ceiling / generated (1.0 = as good as the ceiling)")
+    lines.extend(f"note: {LABELS[row]}: {r['note']}" for row, r in ordered_rows(block) if r["note"])
     return lines

@@ -19,7 +19,7 @@ import numpy as np
 from pipeline.core.classes import CLASS_NAMES
 from pipeline.core.imageio import load_label, load_photo
 
-from .ceiling import LABELS as CEILING_LABELS
+from .ceiling import LABELS as CEILING_LABELS, ordered_rows
 
 THUMB = (256, 192)  # (W, H) of each thumbnail
 TERM_LABEL = {"mask_accuracy": "mask accuracy", "style": "style (hist. correlation)",
@@ -145,7 +145,7 @@ def _ceiling_section(block: dict | None) -> list[str]:
     if block.get("rows") and block["available"]:
         parts.append("<table><tr><th>term</th><th>generated</th><th>ceiling</th><th>ratio</th>"
                      "<th>ceiling from</th><th>note</th></tr>")
-        for row, r in block["rows"].items():
+        for row, r in ordered_rows(block):
             rt = "n/a" if r["ratio"] is None else f"{r['ratio']:.3f}"
             parts.append(f"<tr><td>{e(CEILING_LABELS[row])}</td><td>{_fmt(r['generated'], row)}</td>"
                          f"<td>{_fmt(r['ceiling'], row)}</td><td><b>{rt}</b></td><td>{e(r['ceiling_from'] or '-')}</td>"

@@ -24,11 +24,7 @@ def ceiling_lines(scores: dict) -> list[str]:
     gt = block.get("ground_truth") or {}
     head = (f"vs the ceiling (ground truth: {gt.get('counts', {}).get('images', '?')} val photos, same scorer"
             + (", stand-in models" if gt.get("stand_in") else "") + ")") if gt else f"vs the ceiling ({block['note']})"
-    lines = ["", head, *table_lines(block)]
-    style = block["rows"].get("style")
-    if style and style["note"]:
-        lines.append(f"note: {style['note']}")
-    return lines
+    return ["", head, *table_lines(block)]
 
 
 def summary_lines(scores: dict) -> list[str]:

@@ -48,7 +48,12 @@ def test_without_a_style_oracle_the_style_ceiling_is_unknown_and_says_why():
     assert block["style_ceiling"] == {"value": None, "note": STYLE_UNKNOWN}
     gt_negative_kid = {**GT, "terms": {**GT["terms"], "kid": -0.002}}
     kid = ceiling_block(GEN, gt_negative_kid, SOURCE, None)["rows"]["kid"]
-    assert kid["ratio"] is None and "<= 0" in kid["note"]
+    assert kid["ratio"] is None and "within noise" in kid["note"]
+    # a positive ceiling KID within 2 std of 0 is noise too; above it, a ratio
+    noisy = {**GT, "metrics": {"fid": {"extra": {"kid": {"mean": 0.01, "std": 0.006}}}}}
+    assert ceiling_block(GEN, noisy, SOURCE, None)["rows"]["kid"]["ratio"] is None
+    clear = {**GT, "metrics": {"fid": {"extra": {"kid": {"mean": 0.01, "std": 0.004}}}}}
+    assert ceiling_block(GEN, clear, SOURCE, None)["rows"]["kid"]["ratio"] == pytest.approx(0.2)
 
 
 def test_no_ground_truth_gives_a_note_and_no_table():
