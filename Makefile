@@ -42,7 +42,7 @@ TRAIN_CMD := $(if $(filter-out 1,$(NP)),mpirun -np $(NP) $(PY) -m pipeline.cli,$
 
 # ---- demo: the same chain on the built-in sample dataset ------------------------------------
 DEMO_CONFIG ?= configs/demo.toml
-DEMO_TRAIN ?= 240
+DEMO_TRAIN ?= 400  # >= 4 x data.val_count (preprocess caps val at a quarter of the pairs)
 DEMO_TEST ?= 12
 BASELINE := tests/baselines/validation_scores.json
 REGRESS := $(A)/regress
@@ -53,11 +53,12 @@ DEMO_RUN := $(A)/runs/demo
 DEMO_SCORER := $(A)/scorer/sample
 DEMO_GEN := $(A)/generated/demo
 DEMO_ORACLE := $(A)/generated/style-oracle/val
+DEMO_CEIL := $(A)/eval/ground-truth/val
 DEMO_EVAL := $(A)/eval/demo/val
 DEMO_ZIP := $(A)/submission/demo.zip
 DEMO_PKG := $(A)/submission/demo/manifest.json
 
-.PHONY: help setup mpi-setup demo test test-all bench preprocess train generate submit score weights \
+.PHONY: help setup mpi-setup ceiling demo test test-all bench preprocess train generate submit score weights \
         fit-segformer regress regress-update clean clean-demo
 
 help: ## show this help
@@ -156,10 +157,18 @@ $(DEMO_ORACLE)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
 $(DEMO_GEN)/%/manifest.json: $(DEMO_RUN)/manifest.json
 	$(LS) generate --run $(DEMO_RUN) --data $(DEMO_DATA) --split $* --out $(DEMO_GEN)/$*
 
-# validation: every term beside its ceiling (ground truth through the same scorer; style oracle)
-$(DEMO_EVAL)/manifest.json: $(DEMO_GEN)/val/manifest.json $(DEMO_SCORER)/manifest.json $(DEMO_ORACLE)/manifest.json | $(FIDW)
+# the ceiling: the validation photos themselves through the same scorer
+$(DEMO_CEIL)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_SCORER)/manifest.json $(DEMO_CONFIG) | $(FIDW)
+	$(LS) evaluate --ground-truth --data $(DEMO_DATA) --split val --out $(DEMO_CEIL) \
+	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER)
+
+ceiling: $(DEMO_CEIL)/manifest.json $(DEMO_ORACLE)/manifest.json ## the demo's ceilings: its val photos through the same scorer, and the style oracle
+
+# validation: every term beside its ceiling (ground truth; style oracle for the style term)
+$(DEMO_EVAL)/manifest.json: $(DEMO_GEN)/val/manifest.json $(DEMO_SCORER)/manifest.json $(DEMO_CEIL)/manifest.json $(DEMO_ORACLE)/manifest.json | $(FIDW)
 	$(LS) evaluate --generated $(DEMO_GEN)/val --data $(DEMO_DATA) --split val --out $(DEMO_EVAL) \
-	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER) --style-ceiling $(DEMO_ORACLE)
+	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER) \
+	    --ceiling $(DEMO_CEIL) --style-ceiling $(DEMO_ORACLE)
 
 $(A)/eval/demo/test/manifest.json: $(DEMO_GEN)/test/manifest.json $(DEMO_SCORER)/manifest.json | $(FIDW)
 	$(LS) evaluate --generated $(DEMO_GEN)/test --data $(DEMO_DATA) --split test --out $(A)/eval/demo/test \
@@ -176,7 +185,7 @@ demo: LS = $(PY) -m pipeline.core.timing run --file $(A)/timings.json --run-id $
 demo: $(DEMO_EVAL)/manifest.json $(DEMO_PKG) ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
 	@$(PY) -m evaluation.summary $(DEMO_EVAL) $(DEMO_ZIP)
 	@$(PY) -m pipeline.core.timing summary --file $(A)/timings.json --run-id $(TIMING_RUN) \
-	    --expect "sample-data,preprocess,fit-segformer,train,style-oracle,generate val,generate test,evaluate val,evaluate test,package"
+	    --expect "sample-data,preprocess,fit-segformer,train,style-oracle val,evaluate ground-truth,generate val,generate test,evaluate val,evaluate test,package"
 
 regress: $(STAMP) ## CI check: the chain at the CI setting (fixed seeds), validation scores vs the committed baseline
 	$(MAKE) --no-print-directory $(REGRESS_ARGS) $(REGRESS)/eval/demo/val/manifest.json
@@ -192,7 +201,7 @@ bench: $(STAMP) | $(FIDW) ## speed goals, each a ratio against a reference timed
 	$(PY) -m evaluation.bench --config $(DEMO_CONFIG)
 
 clean-demo: ## remove the demo's artifacts
-	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/generated/style-oracle $(A)/eval/demo $(A)/submission/demo*
+	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/generated/style-oracle $(A)/eval/ground-truth $(A)/eval/demo $(A)/submission/demo*
 
 clean: ## remove artifacts/ and the Jittor cache (keeps .venv and weights/)
 	rm -rf $(A) .cache

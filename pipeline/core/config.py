@@ -68,6 +68,7 @@ class ModelConfig:
     class_hints: bool = True
     hint_dropout: float = 0.3  # training: share of classes whose hint is hidden (taught to do without)
     hint_min_pixels: int = 16  # a class covering fewer pixels of the reference gives no hint
+    hint_skip: bool = True  # the hint colours also enter right before the output tanh
     ndf: int = 64  # discriminator base width
     d_layers: int = 4  # conv layers per PatchGAN
     d_scales: int = 2  # multi-scale discriminator: number of PatchGANs

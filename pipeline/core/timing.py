@@ -35,6 +35,8 @@ def stage_label(cmd: list[str]) -> str:
     sub = next((a for a in args if not a.startswith("-")), Path(cmd[0]).name if cmd else "?")
     split = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--split"), None)
     split = split or next((a.split("=", 1)[1] for a in args if a.startswith("--split=")), None)
+    if "--ground-truth" in args:  # the ceiling's evaluate is its own stage in the split
+        return f"{sub} ground-truth"
     return f"{sub} {split}" if split else sub
 
 

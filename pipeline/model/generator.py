@@ -64,7 +64,7 @@ class SemanticPreservingModule(nn.Module):
         self.gate = nn.Linear(feat_nc, feat_nc)
         self.out = nn.Conv2d(feat_nc, 3, 3, padding=1)
 
-    def execute(self, feat, image, edge, seg):
+    def execute(self, feat, image, edge, seg, skip=0.0):
         f = nn.leaky_relu(self.fuse(jt.concat([feat, image, edge, seg], dim=1)), 0.2)
         b, c, h, w = f.shape
         k = seg.shape[1]
@@ -73,7 +73,7 @@ class SemanticPreservingModule(nn.Module):
         class_feat = jt.matmul(segf, f.reshape(b, c, h * w).transpose(0, 2, 1)) / area  # (b,k,c)
         gates = jt.sigmoid(self.gate(class_feat))  # (b, k, c)
         pixel_gate = jt.matmul(gates.transpose(0, 2, 1), segf).reshape(b, c, h, w)
-        return jt.tanh(self.out(nn.leaky_relu(f * pixel_gate, 0.2)))
+        return jt.tanh(self.out(nn.leaky_relu(f * pixel_gate, 0.2)) + skip)
 
 
 class Generator(nn.Module):
@@ -94,6 +94,7 @@ class Generator(nn.Module):
         widths = stage_widths(mc.ngf, mc.num_up, mc.max_mult)
         label_nc = mc.num_classes
         self.class_hints = mc.class_hints
+        self.hint_skip = mc.class_hints and mc.hint_skip
         cond_nc = label_nc + (4 if mc.class_hints else 0)  # what SPADE sees: labels (+ hint map)
         if mc.use_vae:
             self.fc = nn.Linear(mc.z_dim, widths[0] * self.sh * self.sw)
@@ -128,10 +129,15 @@ class Generator(nn.Module):
         hints (B, K, 4) when model.class_hints (pipeline.model.hints; None = none known)."""
         b = seg.shape[0]
         cond = seg
+        skip = 0.0
         if self.class_hints:
-            from .hints import no_hints, paint_hints
+            from .hints import hint_logits, no_hints, paint_hints
 
-            cond = jt.concat([seg, paint_hints(no_hints(seg) if hints is None else hints, seg)], dim=1)
+            hint_map = paint_hints(no_hints(seg) if hints is None else hints, seg)
+            cond = jt.concat([seg, hint_map], dim=1)
+            if self.hint_skip:
+                # the output starts from the reference's class colour and learns the rest
+                skip = hint_logits(hint_map)
         if self.use_vae:
             if z is None:
                 raise ValueError("this generator uses a style code: pass z (B, z_dim)")
@@ -153,9 +159,9 @@ class Generator(nn.Module):
                     # Edge attention: features near predicted edges are amplified (gate in [1, 2]).
                     x = x * (1 + jt.sigmoid(self.attention[i](e)))
         feat = nn.leaky_relu(x, 0.2)
-        out = {"image": jt.tanh(self.conv_img(feat))}
+        out = {"image": jt.tanh(self.conv_img(feat) + skip)}
         if self.ecgan:
             out["edge"] = jt.sigmoid(self.conv_edge(e))
             if self.semantic:
-                out["refined"] = self.spm(feat, out["image"], out["edge"], seg)
+                out["refined"] = self.spm(feat, out["image"], out["edge"], seg, skip)
         return out

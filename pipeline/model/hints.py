@@ -42,6 +42,14 @@ def paint_hints(hints, seg):
     return jt.matmul(hints.transpose(0, 2, 1), seg.reshape(b, k, h * w)).reshape(b, 4, h, w)
 
 
+def hint_logits(hint_map):
+    """Pre-tanh values of the hint colours where a hint is present, 0 elsewhere: added before the
+    generator's final tanh, so an untrained generator already paints each class its hint colour."""
+    rgb, present = hint_map[:, :3], hint_map[:, 3:4]
+    rgb = jt.clamp(rgb, -0.95, 0.95)
+    return 0.5 * jt.log((1 + rgb) / (1 - rgb)) * present
+
+
 def no_hints(seg):
     """All-absent hints for a batch of maps (a reference without a label map)."""
     return jt.zeros((seg.shape[0], seg.shape[1], 4))

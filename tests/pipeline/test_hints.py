@@ -68,3 +68,16 @@ def test_generator_sees_the_hint_map_only_when_configured(hints_on):
     cfg = tiny_config(f"model.class_hints={str(hints_on).lower()}")
     gen = Generator(cfg.model, 32, 48)
     assert gen.blocks[0].norm_0.shared[0].in_channels == 29 + (4 if hints_on else 0)
+
+
+def test_hint_logits_invert_tanh_where_present():
+    from pipeline.model.hints import hint_logits
+
+    rgb = np.array([-0.5, 0.0, 0.9], np.float32)
+    hint_map = np.zeros((1, 4, 2, 2), np.float32)
+    hint_map[0, :3, 0, 0] = rgb
+    hint_map[0, 3, 0, 0] = 1
+    hint_map[0, :3, 1, 1] = rgb  # no presence: no skip
+    out = hint_logits(jt.array(hint_map)).numpy()
+    np.testing.assert_allclose(np.tanh(out[0, :, 0, 0]), rgb, atol=1e-5)
+    assert np.all(out[0, :, 1, 1] == 0)

@@ -98,3 +98,10 @@ def test_make_demo_wraps_every_stage_and_prints_the_split(root, tmp_path):
     run_ids = {ln.split("--run-id ", 1)[1].split()[0] for ln in stage_lines}
     summary = [ln for ln in out.stdout.splitlines() if "pipeline.core.timing summary" in ln]
     assert len(run_ids) == 1 and len(summary) == 1 and run_ids.pop() in summary[0]
+
+
+def test_the_ceilings_evaluate_is_its_own_stage():
+    from pipeline.core.timing import stage_label
+
+    assert stage_label(["landscape", "evaluate", "--ground-truth", "--split", "val"]) == "evaluate ground-truth"
+    assert stage_label(["landscape", "evaluate", "--split", "val"]) == "evaluate val"

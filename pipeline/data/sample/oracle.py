@@ -28,8 +28,7 @@ from .render import render_in_style
 from .styles import STYLE_NAMES
 from .write import STYLES_JSON
 
-# The stage its folder is recorded under. TODO(lead): "style-oracle" once PRODUCED_BY knows it
-# (and `evaluate` accepts it as a generated folder); until then it reads as a generate folder.
+# The stage its folder is recorded under (`evaluate` accepts it as a generated folder).
 STAGE = "style-oracle"
 _ORACLE_CODE = 4  # seeds: map `stem` of the oracle depends only on (seed, stem)
 
