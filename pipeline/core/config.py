@@ -14,17 +14,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
+from .config_checks import value_problems
+from .config_toml import _NOT_KEYS, _build, _read_toml, _toml_value, parse_override  # noqa: F401 (parse_override: public)
 from .errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -200,197 +196,14 @@ class Config:
     source: str = field(default="", compare=False)  # file the config was read from (not a key)
 
 
-_NOT_KEYS = {"source"}
 # Keys that change speed, never results: left out of `config_hash`, so changing them re-runs nothing.
 SPEED_ONLY_KEYS = {("data", "workers"), ("train", "num_workers"), ("", "threads")}
-
-
-# ---------------------------------------------------------------------------- checks
-def _value_problems(cfg: Config) -> list[tuple[str, str]]:
-    """Range checks that types alone cannot express: (key, what is wrong)."""
-    problems = []
-    d, m, t, g = cfg.data, cfg.model, cfg.train, cfg.generate
-    if m.num_classes != 29:
-        problems.append(("model.num_classes", "the competition's label maps have 29 classes"))
-    if not 0.0 <= m.hint_dropout < 1.0:
-        problems.append(("model.hint_dropout", "must be in [0, 1)"))
-    if cfg.threads < 0:
-        problems.append(("threads", "must be >= 0 (0 = the cores available to the process)"))
-    for key, value in (("data.height", d.height), ("data.width", d.width)):
-        if value % (2**m.num_up):
-            problems.append((key, f"{value} must be divisible by 2**model.num_up = {2 ** m.num_up}"))
-    if not 0 <= d.canny_low <= d.canny_high:
-        problems.append(("data.canny_low", "must satisfy 0 <= canny_low <= canny_high"))
-    if d.val_count < 0:
-        problems.append(("data.val_count", "must be >= 0"))
-    for key in ("batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
-        if getattr(t, key) < 1:
-            problems.append((f"train.{key}", "must be >= 1"))
-    if t.epochs < 0 or t.decay_epochs < 0 or t.epochs + t.decay_epochs < 1:
-        problems.append(("train.epochs", "epochs and decay_epochs must be >= 0, together >= 1"))
-    if not 0.0 <= t.ema_decay < 1.0:
-        problems.append(("train.ema_decay", "must be in [0, 1)"))
-    if t.score_every < 0 or t.score_maps < 2:
-        problems.append(("train.score_every", "score_every must be >= 0 (0 = off), score_maps >= 2"))
-    if not t.score_metrics or len(set(t.score_metrics)) != len(t.score_metrics):
-        problems.append(("train.score_metrics", "must list one or more metrics, each once"))
-    if not 0.0 <= g.colour_strength <= 1.0:
-        problems.append(("generate.colour_strength", "must be in [0, 1]"))
-    if not 1 <= g.jpeg_quality <= 100:
-        problems.append(("generate.jpeg_quality", "must be in 1..100"))
-    if g.batch_size < 1 or cfg.evaluate.batch_size < 1:
-        problems.append(("generate.batch_size", "batch sizes must be >= 1"))
-    e, fs = cfg.evaluate, cfg.fit_segformer
-    if e.fid_cap <= 0:
-        problems.append(("evaluate.fid_cap", "must be > 0"))
-    if e.report_rows < 0:
-        problems.append(("evaluate.report_rows", "must be >= 0"))
-    if len(set(e.metrics)) != len(e.metrics):
-        problems.append(("evaluate.metrics", "lists a metric twice"))
-    if len(fs.hidden_sizes) != len(fs.depths) or not fs.hidden_sizes:
-        problems.append(("fit_segformer.depths", "needs one depth per entry of hidden_sizes"))
-    for key in ("height", "width", "steps", "batch_size"):
-        if getattr(fs, key) < 1:
-            problems.append((f"fit_segformer.{key}", "must be >= 1"))
-    if fs.height % 32 or fs.width % 32:
-        problems.append(("fit_segformer.height", "height and width must be multiples of 32"))
-    if fs.lr <= 0 or fs.warmup_steps < 0 or fs.eval_every < 0:
-        problems.append(("fit_segformer.lr", "lr must be > 0, warmup_steps and eval_every >= 0"))
-    if cfg.package.expert_picks < 0:
-        problems.append(("package.expert_picks", "must be >= 0"))
-    return problems
-
-
-# ---------------------------------------------------------------------------- reading
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
-        tp, str(tp)
-    )
-
-
-def _coerce(value: Any, tp: Any) -> Any:
-    """Return `value` as type `tp`, or raise TypeError."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise TypeError
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise TypeError
-        (item_tp,) = typing.get_args(tp)
-        return [_coerce(v, item_tp) for v in value]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TypeError
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise TypeError
-        return value
-    raise TypeError
-
-
-def _build(cls: type, table: dict, where: str, prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS]
-    kwargs = {}
-    for key, value in table.items():
-        dotted = prefix + key
-        if key not in names:
-            raise ConfigError(
-                f"{where}: unknown key '{dotted}'. Allowed here: {', '.join(sorted(names))}"
-            )
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}: '{dotted}' must be a table [{dotted}]")
-            kwargs[key] = _build(tp, value, where, dotted + ".")
-            continue
-        try:
-            kwargs[key] = _coerce(value, tp)
-        except TypeError:
-            raise ConfigError(
-                f"{where}: '{dotted}' must be {_type_name(tp)}, got {value!r}"
-            ) from None
-    return cls(**kwargs)
-
-
-def _check_known_keys(cls: type, table: dict, where: str, prefix: str = "") -> None:
-    """Raise ConfigError for a key of `table` that `cls` does not have (types are checked later)."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS]
-    for key, value in table.items():
-        if key not in names:
-            raise ConfigError(
-                f"{where}: unknown key '{prefix + key}'. Allowed here: {', '.join(sorted(names))}"
-            )
-        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
-            _check_known_keys(hints[key], value, where, prefix + key + ".")
-
-
-def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
-    """Read a TOML file and the files it extends, merged (later files win)."""
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}. Pass an existing --config file.")
-    if path in chain:
-        raise ConfigError(f"{path}: 'extends' forms a cycle through {', '.join(map(str, chain))}")
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    parent = table.pop("extends", None)
-    _check_known_keys(Config, table, str(path))  # name the file that holds an unknown key
-    if parent is None:
-        return table
-    if not isinstance(parent, str):
-        raise ConfigError(f"{path}: 'extends' must be a file name string")
-    base = _read_toml((path.parent / parent).resolve(), chain + (path,))
-    return _merge(base, table)
-
-
-def _merge(base: dict, top: dict) -> dict:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """`section.key=value` -> (["section", "key"], value); value is TOML, else a plain string."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.batch_size=4")
-    key, raw = text.split("=", 1)
-    key, raw = key.strip(), raw.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. train.batch_size=4")
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key.split("."), value
 
 
 def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
     """Read `path` (default `configs/base.toml`), apply `--set` overrides, check everything."""
     path = Path(path).resolve() if path else DEFAULT_CONFIG
-    table = _read_toml(path)
+    table = _read_toml(path, Config)
     for text in overrides:
         parts, value = parse_override(text)
         node = table
@@ -401,7 +214,7 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
         node[parts[-1]] = value
     where = str(path) + (" (with --set overrides)" if overrides else "")
     cfg = _build(Config, table, where)
-    problems = _value_problems(cfg)
+    problems = value_problems(cfg)
     if problems:
         raise ConfigError(
             f"{where}: " + "; ".join(f"'{key}' {what}" for key, what in problems)
@@ -424,20 +237,6 @@ def config_to_dict(cfg: Any) -> dict:
         value = getattr(cfg, f.name)
         out[f.name] = config_to_dict(value) if dataclasses.is_dataclass(value) else value
     return out
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        # JSON string escapes are valid TOML basic strings, except \uD83D-style surrogate pairs
-        # (TOML rejects them: keep non-ASCII as UTF-8) and DEL, which TOML wants escaped.
-        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def config_to_toml(cfg: Config) -> str:
