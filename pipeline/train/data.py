@@ -34,7 +34,7 @@ class TrainData:
                 f" data.width x data.height = {cfg.data.width}x{cfg.data.height}: preprocess with"
                 " this config or use the config the data was made with")
         self.count = count
-        self.steps_per_epoch = (count // world) // cfg.train.batch_size
+        self.steps_per_epoch = steps_per_epoch(count, cfg.train.batch_size, world)
         if self.steps_per_epoch < 1:
             raise ConfigError(
                 f"{prep.root}: {count} training images over {world} process(es) give fewer than"
@@ -91,6 +91,27 @@ class TrainData:
         count = len((self.val if split == "val" else self.train)["labels"])
         rows = np.arange(min(SAMPLE_ROWS, count))
         return self.batch(rows, np.zeros(len(rows), bool), split)
+
+
+def steps_per_epoch(count: int, batch_size: int, world: int) -> int:
+    """Steps of one epoch: each of `world` ranks takes every world-th item of the epoch's order."""
+    return (count // world) // batch_size
+
+
+def carry_schedule_step(schedule_step: int, count: int, batch_size: int, old_world: int,
+                        new_world: int) -> int:
+    """The step of a `new_world` run that continues a `old_world` run after `schedule_step` steps:
+    the same epoch, from the first step whose samples the old run had not read yet (a step of
+    world w reads items [s*w*B, (s+1)*w*B) of the epoch's order), the next epoch when none is left.
+    Fewer than new_world*B items of that epoch may be skipped; none is read twice."""
+    old_spe = steps_per_epoch(count, batch_size, old_world)
+    new_spe = steps_per_epoch(count, batch_size, new_world)
+    epoch, offset = divmod(schedule_step, old_spe)
+    items_read = offset * old_world * batch_size
+    new_offset = -(-items_read // (new_world * batch_size))  # ceil: never re-read an item
+    if new_offset >= new_spe:
+        epoch, new_offset = epoch + 1, 0
+    return epoch * new_spe + new_offset
 
 
 def batch_to_vars(jt, batch: dict, num_classes: int) -> dict:

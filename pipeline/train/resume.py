@@ -48,9 +48,26 @@ def config_differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return out
 
 
-def check_resume_identity(path: Path, header: dict, cfg: Config, data_hash: str) -> None:
+def check_world_size(path: Path, header: dict, world: int, allow_world_change: bool) -> None:
+    """ConfigError when the checkpoint was trained by another number of processes, unless
+    `allow_world_change`. (A header without world_size predates the check: not refused.)"""
+    saved = header.get("world_size")
+    if saved is None or int(saved) == world or allow_world_change:
+        return
+    how = "one process, without mpirun" if saved == 1 else f"`mpirun -np {saved}` (make train NP={saved})"
+    raise ConfigError(
+        f"{path} was trained by {saved} process(es), this run has {world}: the world size is part"
+        f" of the run (the data order, the effective batch and the schedule depend on it). Resume"
+        f" it with {how}; or start a new run into another --out folder; or pass"
+        f" --allow-world-change to continue it with {world}, the data order and schedule"
+        " re-derived for the new world size (no longer step-exact with an uninterrupted run)")
+
+
+def check_resume_identity(path: Path, header: dict, cfg: Config, data_hash: str,
+                          world: int | None = None, allow_world_change: bool = False) -> None:
     """Raise ConfigError / ArtifactError unless the checkpoint at `path` (its header) was made
-    with this training config and this preprocessed data."""
+    with this training config and this preprocessed data and, when `world` is given, by that
+    many processes (or `allow_world_change`)."""
     if header.get("resume_hash") != resume_hash(cfg):
         saved = header.get("resume_config")
         diff = config_differences(saved, resume_config(cfg)) if isinstance(saved, dict) else []
@@ -63,12 +80,16 @@ def check_resume_identity(path: Path, header: dict, cfg: Config, data_hash: str)
         raise ArtifactError(
             f"{path} was trained on other preprocessed data than the --data folder given now;"
             " resume with the same --data, or train into a new --out folder")
+    if world is not None:
+        check_world_size(path, header, world, allow_world_change)
 
 
-def find_resume_point(out: Path, cfg: Config, data_hash: str, resume: bool) -> ResumePoint | None:
+def find_resume_point(out: Path, cfg: Config, data_hash: str, resume: bool, world: int = 1,
+                      allow_world_change: bool = False) -> ResumePoint | None:
     """The checkpoint a run into `out` starts from (None: a fresh start), checked against this
-    config and data. Without `resume` a folder that holds checkpoints is refused; with it a bad
-    newest checkpoint is passed over for the newest good one (listed in `.bad`)."""
+    config, data and world size (see check_resume_identity). Without `resume` a folder that
+    holds checkpoints is refused; with it a bad newest checkpoint is passed over for the newest
+    good one (listed in `.bad`)."""
     found = list_checkpoints(out)
     if found and not resume:
         raise ArtifactError(
@@ -78,5 +99,6 @@ def find_resume_point(out: Path, cfg: Config, data_hash: str, resume: bool) -> R
         return None
     point = newest_good_checkpoint(out)
     if point is not None:
-        check_resume_identity(point.path, point.header, cfg, data_hash)
+        check_resume_identity(point.path, point.header, cfg, data_hash, world,
+                              allow_world_change)
     return point

@@ -10,6 +10,7 @@ import numpy as np
 from ..checkpoint import (load_into, network_state, optimizer_state, read_checkpoint,
                           save_checkpoint)
 from ..core.config import Config, config_hash
+from .distributed import lr_world_factor
 from .resume import TRAINING_SECTIONS, check_resume_identity, resume_config, resume_hash
 from .schedule import warmup_ema_decay
 
@@ -17,14 +18,17 @@ EMA_NETWORKS = ("ema_generator", "ema_encoder")
 
 
 class Trainer:
-    """Owns the model, both Adam optimisers and the step counter (steps done).
+    """Owns the model, both Adam optimisers and two step counters: `step`, the updates done (it
+    names the checkpoints), and `schedule_step`, the steps done in this world size's data order
+    and schedule (the same number unless a resume changed the world size).
 
     data_hash: the manifest hash of the preprocessed folder trained on (recorded in every
-    checkpoint; a resume on other data is refused).
+    checkpoint; a resume on other data is refused). world: training processes (mpirun -np);
+    the learning rates are scaled for it by train.lr_scaling.
     """
 
     def __init__(self, cfg: Config, jt, height: int, width: int, log: Callable[[str], None],
-                 data_hash: str = ""):
+                 data_hash: str = "", world: int = 1):
         from ..model.ganmodel import GANModel
 
         self.cfg, self.jt = cfg, jt
@@ -35,8 +39,10 @@ class Trainer:
                                    betas=(t.beta1, t.beta2))
         self.opt_d = jt.optim.Adam(self.model.discriminator_parameters(), t.lr_d,
                                    betas=(t.beta1, t.beta2))
-        self.step = 0
-        self.data_hash = data_hash
+        self.step = self.schedule_step = 0
+        self.data_hash, self.world = data_hash, world
+        factor = lr_world_factor(t.lr_scaling, world)
+        self.lr_g, self.lr_d = t.lr_g * factor, t.lr_d * factor
 
     def optimizers(self) -> dict:
         """Checkpoint prefix -> (optimiser, parameter names)."""
@@ -56,8 +62,8 @@ class Trainer:
         """One G and one D update on a Jittor batch; returns the loss values."""
         jt, t = self.jt, self.cfg.train
         jt.set_global_seed(self.cfg.seed + self.step)  # this step's randomness: (seed, step)
-        self.opt_g.lr = t.lr_g * lr_scale
-        self.opt_d.lr = t.lr_d * lr_scale
+        self.opt_g.lr = self.lr_g * lr_scale
+        self.opt_d.lr = self.lr_d * lr_scale
         g_losses, outputs = self.model.generator_step(batch)
         self.opt_g.step(self.model.weighted_sum(g_losses))
         d_losses = self.model.discriminator_step(batch, outputs)
@@ -65,6 +71,7 @@ class Trainer:
         self.model.update_ema(warmup_ema_decay(self.step, t.ema_decay))
         jt.sync_all()
         self.step += 1
+        self.schedule_step += 1
         return {k: float(v.item()) for k, v in {**g_losses, **d_losses}.items()}
 
     # ------------------------------------------------------------------ checkpoint state
@@ -85,7 +92,10 @@ class Trainer:
         cfg = self.cfg
         return {
             "step": self.step,
-            "epoch": self.step // steps_per_epoch,
+            "schedule_step": self.schedule_step,
+            "epoch": self.schedule_step // steps_per_epoch,
+            "world_size": self.world,
+            "lr_scaling": self.lr_scaling_record(),
             "seed": cfg.seed,
             "kind": cfg.model.kind,
             "resume_hash": resume_hash(cfg),
@@ -98,6 +108,14 @@ class Trainer:
             "data": {"height": cfg.data.height, "width": cfg.data.width,
                      "manifest_hash": self.data_hash},
         }
+
+    def lr_scaling_record(self) -> dict:
+        """What the run header says about the learning rates for this world size."""
+        t = self.cfg.train
+        return {"rule": t.lr_scaling, "processes": self.world,
+                "effective_batch": t.batch_size * self.world,
+                "factor": self.lr_g / t.lr_g if t.lr_g else 1.0,
+                "lr_g": self.lr_g, "lr_d": self.lr_d}
 
     def save(self, path: Path, steps_per_epoch: int) -> None:
         """Write a full checkpoint (atomically) at the current step."""
@@ -113,15 +131,17 @@ class Trainer:
 
     def load_state(self, path: Path, arrays: dict, header: dict) -> None:
         """Copy a read checkpoint's arrays into the model and optimisers (keys and shapes
-        checked first); the step continues from the header's."""
+        checked first); the steps continue from the header's."""
         from ..model.ganmodel import NETWORKS
 
         load_into(path, arrays, header, self.model, NETWORKS, self.optimizers())
         self.step = int(header["step"])
+        self.schedule_step = int(header.get("schedule_step", self.step))
 
     def load(self, path: Path) -> dict:
-        """Read, verify and check a checkpoint against this config and data, then load it."""
+        """Read, verify and check a checkpoint against this config, data and world size, then
+        load it."""
         arrays, header = read_checkpoint(path)
-        check_resume_identity(Path(path), header, self.cfg, self.data_hash)
+        check_resume_identity(Path(path), header, self.cfg, self.data_hash, self.world)
         self.load_state(Path(path), arrays, header)
         return header

@@ -97,29 +97,30 @@ class RunWriter:
                             dynamic_ncols=True)
 
     def step_done(self, trainer, data, losses: dict, lr_scale: float, images: int) -> None:
-        """After each step: progress, and the log row, sample grid and checkpoint when due."""
-        steps_done, sched = trainer.step, self.schedule
+        """After each step: progress, and the log row, sample grid and checkpoint when due
+        (by the schedule's step; files are named by the trainer's step)."""
+        due, sched = trainer.schedule_step, self.schedule
         self._window = (self._window[0], self._window[1] + images)
         if self.bar is not None:
             self.bar.update(1)
-        if sched.log_due(steps_done):
-            self._log_row(steps_done, losses, lr_scale)
-        if sched.sample_due(steps_done):
+        if sched.log_due(due):
+            self._log_row(trainer, losses, lr_scale)
+        if sched.sample_due(due):
             grid = sample_grid(trainer.model, trainer.jt, data.sample_batch(),
                                self.cfg.model.num_classes, self.cfg.generate.output)
-            write_png(self.out / SAMPLES_DIR / f"step_{steps_done:08d}.png", grid)
-        if sched.checkpoint_due(steps_done):
+            write_png(self.out / SAMPLES_DIR / f"step_{trainer.step:08d}.png", grid)
+        if sched.checkpoint_due(due):
             self.checkpoint(trainer)
         self.scoring.step_done(trainer, data)
 
-    def _log_row(self, steps_done: int, losses: dict, lr_scale: float) -> None:
+    def _log_row(self, trainer, losses: dict, lr_scale: float) -> None:
         now = time.perf_counter()
         images_per_s = self._window[1] / max(now - self._window[0], 1e-9)
         self._window = (now, 0)
-        t = self.cfg.train
         append_log(self.log_path, {
-            "step": steps_done, "epoch": (steps_done - 1) // self.schedule.steps_per_epoch,
-            "lr_g": t.lr_g * lr_scale, "lr_d": t.lr_d * lr_scale,
+            "step": trainer.step,
+            "epoch": (trainer.schedule_step - 1) // self.schedule.steps_per_epoch,
+            "lr_g": trainer.lr_g * lr_scale, "lr_d": trainer.lr_d * lr_scale,
             **{k: f"{v:.5f}" for k, v in losses.items()},
             "images_per_s": f"{images_per_s:.2f}", "seconds": f"{now - self._started:.1f}"})
         if self.bar is not None:
@@ -148,6 +149,7 @@ class RunWriter:
             counts={"steps": trainer.step, "train_images": data.count,
                     "steps_per_epoch": self.schedule.steps_per_epoch, "processes": world},
             extra={"checkpoint": f"{CKPT_DIR}/{final.name}", "ema": EMA_FILE,
+                   "lr_scaling": trainer.lr_scaling_record(),
                    "kind": self.cfg.model.kind, "last_losses": last_losses},
         )
 

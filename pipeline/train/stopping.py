@@ -1,0 +1,74 @@
+"""Stopping a run cleanly on a signal, alone or as one rank of an mpirun job.
+
+SIGINT (Ctrl-C), SIGTERM (schedulers, `kill`) and SIGUSR1 (what OpenMPI's mpirun forwards to
+every rank; it answers SIGINT/SIGTERM itself by killing the ranks a second later, unless its
+odls_base_sigkill_timeout gives them longer) set a flag; the loop saves and stops after the
+current step.
+
+A terminal's Ctrl-C and mpirun's signals reach the whole process group, which holds Jittor's
+kernel-compiler pool: a worker killed mid-compile would leave the step waiting forever, and the
+pool's clean-up at exit waiting on a lock the dead worker held. `protect_compiler_pool` makes
+the pool's workers ignore those signals (the main process decides when to stop).
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1")
+                     if hasattr(signal, name))
+
+
+class StopFlag:
+    """Within `with`: a stop signal sets `signum`; a second one raises KeyboardInterrupt."""
+
+    def __init__(self):
+        self.signum = 0
+        self._old = {}
+
+    def __enter__(self):
+        for s in STOP_SIGNALS:
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+                # restart interrupted system calls (a lock wait inside Jittor fails on EINTR)
+                signal.siginterrupt(s, False)
+            except ValueError:  # not the main thread: no signal handling
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum:  # a second signal: stop at once
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, old in self._old.items():
+            signal.signal(s, old)
+
+
+def _ignore_stop_signals() -> None:
+    for s in STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
+def protect_compiler_pool() -> None:
+    """Make Jittor's compiler-pool workers ignore the stop signals (call after importing
+    jittor). A pool already started (by the import's own compilation) is closed while healthy;
+    Jittor starts a new one, with the guard, at its next compilation."""
+    import jittor_utils as ju
+
+    original = ju.pool_initializer
+    if getattr(original, "ignores_stop_signals", False):
+        return
+
+    def initializer():
+        _ignore_stop_signals()
+        original()
+
+    initializer.ignores_stop_signals = True
+    ju.pool_initializer = initializer
+    if ju.pool_size and getattr(ju, "p", None) is not None:
+        atexit.unregister(ju.pool_cleanup)  # Jittor registers it again with the new pool
+        ju.pool_cleanup()
+        ju.pool_size = 0
