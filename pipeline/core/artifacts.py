@@ -1,10 +1,10 @@
-"""Artifact folders, atomic writes and stage manifests.
+"""Stage output folders: the one writer every stage uses, and what it returns.
 
-Every stage writes into its own folder and finishes with `manifest.json`, written last and
-atomically: a folder without one is unfinished. A stage reading another stage's folder calls
-`read_manifest`, which refuses a missing, foreign, stale or tampered folder and says which
-command produces it.
+    with staged_folder(out, stage="preprocess") as tmp: ...   # build, then swap in
+    with claim_folder(out, stage="generate") as out: ...      # write in place (resumable)
 
+Also re-exports the atomic writes (`pipeline.core.atomic`) and manifests
+(`pipeline.core.manifests`), so a stage imports its file plumbing from this one module.
 Pure standard library: both `pipeline` (Jittor) and `evaluation` (PyTorch) use it.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -20,25 +19,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
+from .atomic import (_UMASK, atomic_path, atomic_write_bytes, atomic_write_json,  # noqa: F401
+                     atomic_write_text, sha256_bytes, sha256_file)
 from .errors import ArtifactError, StorageError
-
-SCHEMA_VERSION = 1
-MANIFEST = "manifest.json"
-
-# Which command makes each stage's folder: quoted in every "missing or stale" message.
-PRODUCED_BY = {
-    "sample-data": "landscape sample-data --out DIR (or `make demo`)",
-    "preprocess": "landscape preprocess --data DIR --out artifacts/data/<id> (or `make preprocess`)",
-    "train": "landscape train --data artifacts/data/<id> --out artifacts/runs/<exp> (or `make train`)",
-    "generate": "landscape generate --run artifacts/runs/<exp> ... (or `make submit` / `make score`)",
-    "evaluate": "landscape evaluate --generated DIR ... (or `make score`)",
-    "style-oracle": "landscape style-oracle --data artifacts/data/<id> --split val --out DIR (or `make demo`)",
-    "weights": "landscape weights --dir weights (or `make weights`)",
-    "fit-segformer": "landscape fit-segformer --data artifacts/data/<id> --out DIR",
-    "package": "landscape package --generated DIR --labels DIR --out FILE.zip (or `make submit`)",
-}
+from .manifests import (MANIFEST, OWNER_MARK, PRODUCED_BY, SCHEMA_VERSION,  # noqa: F401
+                        check_input_unchanged, is_up_to_date, manifest_hash, read_manifest,
+                        write_manifest)
 
 
 @dataclass(frozen=True)
@@ -51,56 +39,6 @@ class StageResult:
     up_to_date: bool = False
 
 
-# ---------------------------------------------------------------------------- atomic writes
-_UMASK = os.umask(0)  # read once (os.umask can only be read by setting it), then restored
-os.umask(_UMASK)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the result should read like any new file
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 # ---------------------------------------------------------------------------- output folders
 # The one set of rules for every stage's output folder (README "Safety"):
 #   - a command only replaces or writes into a folder that is new, empty, or made by the same
@@ -109,7 +47,6 @@ def sha256_bytes(data: bytes) -> str:
 #     told who holds it);
 #   - it checks its inputs before it touches the output (callers: check, then open the folder);
 #   - it removes its own temp files, including those of an earlier killed run of the same stage.
-OWNER_MARK = ".landscape-stage"
 
 
 def _lock_path(out: Path) -> Path:
@@ -313,145 +250,3 @@ def prepare_output_dir(path: str | Path) -> Path:
     return path
 
 
-# ---------------------------------------------------------------------------- manifests
-def _listing(folder: Path, with_hashes: bool) -> dict[str, dict]:
-    files = {}
-    for p in sorted(folder.rglob("*")):
-        if not p.is_file() or p.name == MANIFEST and p.parent == folder:
-            continue
-        if p.name.startswith(".") and (p.name.endswith(".tmp") or p.name == OWNER_MARK):
-            continue  # a writer's unfinished temp file, or the owner mark
-        rel = p.relative_to(folder).as_posix()
-        entry = {"size": p.stat().st_size}
-        if with_hashes:
-            entry["sha256"] = sha256_file(p)
-        files[rel] = entry
-    return files
-
-
-def write_manifest(
-    folder: str | Path,
-    stage: str,
-    *,
-    config_hash: str = "",
-    inputs: dict[str, str] | None = None,
-    counts: dict[str, int] | None = None,
-    extra: dict[str, Any] | None = None,
-    hash_files: bool = True,
-) -> dict:
-    """Write `folder/manifest.json` last and atomically; return it.
-
-    inputs: name -> manifest hash (`manifest_hash`) of each input folder, so that a later reader
-    can tell when an input changed after this stage ran. The file list records every file's size
-    and (with `hash_files`) its sha256.
-    """
-    folder = Path(folder)
-    if stage not in PRODUCED_BY:
-        raise ValueError(f"unknown stage {stage!r}")
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "stage": stage,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config_hash": config_hash,
-        "inputs": dict(inputs or {}),
-        "counts": dict(counts or {}),
-        "extra": dict(extra or {}),
-        "files": _listing(folder, hash_files),
-    }
-    atomic_write_json(folder / MANIFEST, manifest)
-    return manifest
-
-
-def manifest_hash(folder: str | Path) -> str:
-    """sha256 of a folder's manifest.json bytes: the identity of a finished stage output."""
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise ArtifactError(f"{folder}: no {MANIFEST}; the folder is missing or unfinished")
-    return sha256_file(path)
-
-
-def read_manifest(
-    folder: str | Path,
-    stage: str | tuple[str, ...],
-    *,
-    deep: bool = False,
-    config_hash: str | None = None,
-) -> dict:
-    """Load and check a stage folder's manifest; raise `ArtifactError` saying how to remake it.
-
-    Checks: the folder and manifest exist and parse, the schema version and stage match, every
-    listed file is present with its recorded size (and sha256 when `deep`), and, when
-    `config_hash` is given, that the folder was made with that config.
-    """
-    folder = Path(folder)
-    stages = (stage,) if isinstance(stage, str) else tuple(stage)
-    stage = stages[0]  # the one the messages name
-    how = f"Run `{PRODUCED_BY.get(stage, stage)}` to (re)make it."
-    path = folder / MANIFEST
-    if not folder.is_dir():
-        raise ArtifactError(f"{folder}: folder not found (expected a '{stage}' output). {how}")
-    if not path.is_file():
-        raise ArtifactError(
-            f"{folder}: no {MANIFEST}, so the '{stage}' stage did not finish there. {how}"
-        )
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc}). {how}") from None
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ArtifactError(
-            f"{path}: schema version {manifest.get('schema_version') if isinstance(manifest, dict) else '?'}"
-            f", this version reads {SCHEMA_VERSION}. {how}"
-        )
-    if manifest.get("stage") not in stages:
-        raise ArtifactError(
-            f"{folder}: this is a '{manifest.get('stage')}' output, expected a '{stage}' output. {how}"
-        )
-    files = manifest.get("files", {})
-    if not isinstance(files, dict) or not all(isinstance(e, dict) for e in files.values()):
-        raise ArtifactError(f"{path}: malformed file list (edited by hand?). {how}")
-    problems = []
-    for rel, entry in files.items():
-        p = folder / rel
-        if not p.is_file():
-            problems.append(f"{rel} is missing")
-        elif p.stat().st_size != entry.get("size"):
-            problems.append(f"{rel} changed size")
-        elif deep and "sha256" in entry and sha256_file(p) != entry["sha256"]:
-            problems.append(f"{rel} changed content")
-        if len(problems) >= 5:
-            break
-    if problems:
-        raise ArtifactError(
-            f"{folder}: files no longer match its manifest ({'; '.join(problems)}). {how}"
-        )
-    if config_hash is not None and manifest.get("config_hash") != config_hash:
-        raise ArtifactError(
-            f"{folder}: made with a different config (hash {str(manifest.get('config_hash'))[:12]},"
-            f" now {config_hash[:12]}). {how}"
-        )
-    return manifest
-
-
-def check_input_unchanged(
-    consumer: dict, name: str, input_folder: str | Path, consumer_folder: str | Path
-) -> None:
-    """Raise if input `name` changed since the stage that wrote `consumer` manifest read it."""
-    recorded = consumer.get("inputs", {}).get(name)
-    if recorded is None:
-        return
-    now = manifest_hash(input_folder)
-    if now != recorded:
-        raise ArtifactError(
-            f"{consumer_folder}: stale, its input '{name}' ({input_folder}) changed after it was"
-            f" made. Re-run `{PRODUCED_BY.get(consumer.get('stage', ''), consumer.get('stage'))}`."
-        )
-
-
-def is_up_to_date(folder: str | Path, stage: str, config_hash: str, inputs: dict[str, str]) -> bool:
-    """True when `folder` already holds a finished `stage` output of this config and these inputs."""
-    try:
-        manifest = read_manifest(folder, stage)
-    except ArtifactError:
-        return False
-    return manifest.get("config_hash") == config_hash and manifest.get("inputs") == inputs
