@@ -34,11 +34,13 @@ PRODUCED_BY = {
 OWNER_MARK = ".landscape-stage"  # what an unfinished in-place stage leaves: its owner's name
 
 
-def _listing(folder: Path, with_hashes: bool) -> dict[str, dict]:
+def _listing(folder: Path, with_hashes: bool, exclude: tuple[str, ...] = ()) -> dict[str, dict]:
     files = {}
     for p in sorted(folder.rglob("*")):
         if not p.is_file() or p.name == MANIFEST and p.parent == folder:
             continue
+        if p.parent == folder and any(p.match(pattern) for pattern in exclude):
+            continue  # written later by other commands into this folder (not part of the stage)
         if p.name.startswith(".") and (p.name.endswith(".tmp") or p.name == OWNER_MARK):
             continue  # a writer's unfinished temp file, or the owner mark
         rel = p.relative_to(folder).as_posix()
@@ -58,6 +60,7 @@ def write_manifest(
     counts: dict[str, int] | None = None,
     extra: dict[str, Any] | None = None,
     hash_files: bool = True,
+    exclude: tuple[str, ...] = (),
 ) -> dict:
     """Write `folder/manifest.json` last and atomically; return it.
 
@@ -76,7 +79,7 @@ def write_manifest(
         "inputs": dict(inputs or {}),
         "counts": dict(counts or {}),
         "extra": dict(extra or {}),
-        "files": _listing(folder, hash_files),
+        "files": _listing(folder, hash_files, tuple(exclude)),
     }
     atomic_write_json(folder / MANIFEST, manifest)
     return manifest

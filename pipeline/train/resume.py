@@ -17,7 +17,8 @@ from ..core.errors import ArtifactError, ConfigError
 # Keys that may change between an interrupted run and its resumption (they do not change the
 # trained weights): everything else must match the checkpoint's config.
 RESUME_FREE_KEYS = {"device", "train.max_steps", "train.log_every", "train.sample_every",
-                    "train.checkpoint_every", "train.keep_checkpoints", "train.num_workers"}
+                    "train.checkpoint_every", "train.keep_checkpoints", "train.num_workers",
+                    "train.score_every", "train.score_maps", "train.score_metrics"}
 TRAINING_SECTIONS = ("seed", "data", "model", "loss", "train")
 
 

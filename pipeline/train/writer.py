@@ -22,6 +22,9 @@ from typing import Callable
 
 from ..checkpoint import CKPT_DIR, EMA_FILE, checkpoint_name, prune_checkpoints
 from ..core.artifacts import atomic_write_text, write_manifest
+
+# written into the run later by `landscape sweep` / `landscape average`: not the training's files
+LATER_FILES = ("choice.json", "average*.safetensors")
 from ..core.config import Config, config_hash, config_to_toml
 from .resume import TRAINING_SECTIONS
 from .samples import sample_grid, write_png
@@ -151,6 +154,7 @@ class RunWriter:
             extra={"checkpoint": f"{CKPT_DIR}/{final.name}", "ema": EMA_FILE,
                    "lr_scaling": trainer.lr_scaling_record(),
                    "kind": self.cfg.model.kind, "last_losses": last_losses},
+            exclude=LATER_FILES,
         )
 
     def close(self) -> None:

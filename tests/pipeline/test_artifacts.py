@@ -291,3 +291,15 @@ def test_is_up_to_date(stage):
     (stage / "index.json").unlink()
     assert not is_up_to_date(stage, "preprocess", "c" * 64, inputs)  # damaged
     assert not is_up_to_date(stage.parent / "none", "preprocess", "c" * 64, inputs)
+
+
+def test_manifest_can_leave_out_files_other_commands_add_later(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a")
+    (folder / "choice.json").write_text("{}")
+    (folder / "average_k3.safetensors").write_text("x")
+    manifest = write_manifest(folder, "train", exclude=("choice.json", "average*.safetensors"))
+    assert list(manifest["files"]) == ["a.txt"]
+    (folder / "choice.json").write_text('{"changed": true}')
+    read_manifest(folder, "train", deep=True)  # still intact
