@@ -36,7 +36,7 @@ class DataConfig:
     val_count: int = 500  # training pairs held out (seeded) for `make score`; at most 1/4 of them
     canny_low: int = 100  # Canny thresholds of the photo edge maps (edge-branch target)
     canny_high: int = 200
-    drop_list: str = ""  # optional text file of training stems to drop (one per line)
+    drop_list: str = "drop_lists/coesak_dirty.txt"  # optional text file of training stems to drop (one per line)
     workers: int = 0  # decode processes; 0 = all cores
 
 

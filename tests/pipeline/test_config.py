@@ -261,3 +261,13 @@ def test_unknown_key_in_an_extended_file_names_that_file(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "child.toml")
     assert "parent.toml" in str(info.value) and "train.batch_sise" in str(info.value)
+
+
+def test_the_shipped_drop_list_is_read_from_beside_the_config():
+    from pipeline.core.config import load_config
+    from pipeline.data.layout import read_drop_list
+
+    cfg = load_config(None)
+    stems, path = read_drop_list(cfg.data.drop_list, cfg.source)
+    assert path is not None and path.name == "coesak_dirty.txt" and len(stems) == 129
+    assert "11353622803_0de2b7b088_b" in stems and all("." not in s for s in stems)
