@@ -38,7 +38,15 @@ FIDW := weights/inception-v3-compat-2015-12-05.pth
 DATA_OUT := $(A)/data/$(DATA_ID)
 RUN := $(A)/runs/$(EXP)
 SETS := $(foreach s,$(SET),--set $(s))
-TRAIN_CMD := $(if $(filter-out 1,$(NP)),mpirun -np $(NP) $(PY) -m pipeline.cli,$(LS))
+# NP > 1: OpenMPI's mpirun starts NP training processes (MPI_ARGS adds, e.g. -hostfile hosts);
+# -x gives remote ranks Jittor's environment; Ctrl-C leaves them 30 s (OpenMPI's default: 1 s)
+# to save their checkpoint.
+MPIRUN ?= mpirun
+MPI_ARGS ?=
+MPI_ENV := -x FIX_TORCH_ERROR -x JITTOR_HOME -x cache_name -x PATH $(if $(HAS_GPU),,-x nvcc_path)
+TRAIN_CMD := $(if $(filter-out 1,$(NP)),OMPI_MCA_odls_base_sigkill_timeout=30 $(MPIRUN) -np $(NP) \
+    $(if $(filter 0,$(shell id -u)),--allow-run-as-root) $(MPI_ENV) $(MPI_ARGS) $(PY) -m pipeline.cli,$(LS))
+GPU_CHECK_ARGS ?=
 
 # ---- demo: the same chain on the built-in sample dataset ------------------------------------
 DEMO_CONFIG ?= configs/demo.toml
@@ -58,6 +66,7 @@ DEMO_EVAL := $(A)/eval/demo/val
 DEMO_ZIP := $(A)/submission/demo.zip
 DEMO_PKG := $(A)/submission/demo/manifest.json
 
+.PHONY: gpu-check
 .PHONY: help setup mpi-setup ceiling demo test test-all bench preprocess train generate submit score weights \
         fit-segformer regress regress-update clean clean-demo
 
@@ -105,7 +114,10 @@ preprocess: $(DATA_OUT)/manifest.json ## validate and preprocess DATA into artif
 $(RUN)/manifest.json: $(DATA_OUT)/manifest.json $(CONFIG)
 	$(TRAIN_CMD) train --data $(DATA_OUT) --out $(RUN) --config $(CONFIG) --resume $(SETS)
 
-train: $(RUN)/manifest.json ## train EXP on DATA (NP=4 trains on 4 GPUs with mpirun); resumes when interrupted
+train: $(RUN)/manifest.json ## train EXP on DATA (NP=4: 4 processes/GPUs with mpirun, MPI_ARGS='-hostfile hosts'); resumes when interrupted
+
+gpu-check: $(STAMP) ## on a GPU machine (<= 8 min): gpu tests, 50 train steps at 512x384, 100 maps generated and scored; table + json (GPU_CHECK_ARGS='--device cpu --tiny' on a CPU)
+	$(PY) tools/gpu_check.py --out $(A)/gpu_check.json $(GPU_CHECK_ARGS)
 
 generate: $(RUN)/manifest.json ## generate the test maps' images into artifacts/generated/EXP/test
 	$(LS) generate --run $(RUN) --data $(DATA_OUT) --split test --out $(A)/generated/$(EXP)/test $(SETS)
