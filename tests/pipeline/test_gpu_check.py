@@ -57,7 +57,7 @@ def test_gpu_check_runs_on_a_cpu_at_toy_sizes(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(out.read_text())
     rows = {r["stage"]: r for r in report["rows"]}
-    assert list(rows) == ["jittor", "gpu tests", "data", "train", "generate", "scorers", "evaluate"]
+    assert list(rows) == ["jittor", "data", "train", "generate", "scorers", "evaluate", "gpu tests"]
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in rows.values()), report["rows"]
     assert "s/step steady" in rows["train"]["note"] and rows["train"]["rate"].endswith("images/s")
     assert len(list((tmp_path / "work" / "generated").glob("*.jpg"))) == 4
