@@ -67,6 +67,7 @@ def protect_compiler_pool() -> None:
         original()
 
     initializer.ignores_stop_signals = True
+    initializer.original = original
     ju.pool_initializer = initializer
     if ju.pool_size and getattr(ju, "p", None) is not None:
         atexit.unregister(ju.pool_cleanup)  # Jittor registers it again with the new pool

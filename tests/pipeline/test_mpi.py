@@ -106,6 +106,31 @@ def test_launched_as_two_but_jittor_alone_is_refused(sample_preprocessed, tmp_pa
     assert "mpi-setup" in str(info.value) and not (tmp_path / "run").exists()
 
 
+def test_compiler_pool_workers_ignore_stop_signals():
+    """A Ctrl-C reaches the whole process group: Jittor's kernel-compiler workers must outlive
+    it (a killed one would hang the step it compiles for, or the exit). A pool started before
+    the guard is replaced by a guarded one."""
+    import jittor_utils as ju
+
+    from pipeline.jt_env import setup_jittor
+    from pipeline.train.stopping import protect_compiler_pool
+
+    setup_jittor("cpu")
+    # as Jittor's import leaves it, whatever ran before in this process
+    ju.pool_initializer = getattr(ju.pool_initializer, "original", ju.pool_initializer)
+    ju.run_cmds([], "", "")  # a running pool, as Jittor's import starts one with a cold cache
+    before = {w.pid for w in ju.p._pool}
+    protect_compiler_pool()
+    ju.run_cmds([], "", "")  # Jittor's next compilation
+    workers = list(ju.p._pool)
+    assert workers and not before & {w.pid for w in workers}
+    for w in workers:
+        os.kill(w.pid, signal.SIGTERM)
+        os.kill(w.pid, signal.SIGINT)
+    time.sleep(0.5)
+    assert all(w.is_alive() for w in workers)
+
+
 # ---------------------------------------------------------------------------- mpirun helpers
 def _mpirun(nprocs: int, out: Path, reports: Path, *sets: str, extra=(), env=None,
             popen=False):
