@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jittor as jt
 from jittor import nn
 
 from .normalization import SNConv2d
@@ -49,6 +50,16 @@ class MultiscaleDiscriminator(nn.Module):
         out = []
         for i, net in enumerate(self.nets):
             if i > 0:
-                x = nn.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+                x = downsample(x)
             out.append(net(x))
         return out
+
+
+def downsample(x):
+    """3x3 average pool, stride 2, padding 1, averaging only the pixels inside the image.
+
+    Jittor 1.3.11's avg_pool2d ignores count_include_pad=False (it divides by 9 at the borders),
+    so the sum is divided by the pooled count of ones instead.
+    """
+    ones = jt.ones((1, 1) + tuple(x.shape[2:]))
+    return nn.avg_pool2d(x, 3, stride=2, padding=1) / nn.avg_pool2d(ones, 3, stride=2, padding=1)

@@ -81,3 +81,4 @@ def test_hint_logits_invert_tanh_where_present():
     out = hint_logits(jt.array(hint_map)).numpy()
     np.testing.assert_allclose(np.tanh(out[0, :, 0, 0]), rgb, atol=1e-5)
     assert np.all(out[0, :, 1, 1] == 0)
+
