@@ -7,13 +7,16 @@ current step.
 
 A terminal's Ctrl-C and mpirun's signals reach the whole process group, which holds Jittor's
 kernel-compiler pool: a worker killed mid-compile would leave the step waiting forever, and the
-pool's clean-up at exit waiting on a lock the dead worker held. `protect_compiler_pool` makes
-the pool's workers ignore those signals (the main process decides when to stop).
+pool's clean-up at exit waiting on a lock the dead worker held. `protect_compiler_pool` moves
+the pool's workers into a process group of their own: signals to the group pass them by, while
+the pool's own clean-up (a signal to each worker) and a dead parent (their pipe closes) still
+end them.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGUSR1")
@@ -47,26 +50,25 @@ class StopFlag:
             signal.signal(s, old)
 
 
-def _ignore_stop_signals() -> None:
-    for s in STOP_SIGNALS:
-        signal.signal(s, signal.SIG_IGN)
+def _own_process_group() -> None:
+    os.setpgid(0, 0)
 
 
 def protect_compiler_pool() -> None:
-    """Make Jittor's compiler-pool workers ignore the stop signals (call after importing
+    """Start Jittor's compiler-pool workers in their own process group (call after importing
     jittor). A pool already started (by the import's own compilation) is closed while healthy;
-    Jittor starts a new one, with the guard, at its next compilation."""
+    Jittor starts a new one, guarded, at its next compilation."""
     import jittor_utils as ju
 
     original = ju.pool_initializer
-    if getattr(original, "ignores_stop_signals", False):
+    if getattr(original, "own_process_group", False):
         return
 
     def initializer():
-        _ignore_stop_signals()
+        _own_process_group()
         original()
 
-    initializer.ignores_stop_signals = True
+    initializer.own_process_group = True
     initializer.original = original
     ju.pool_initializer = initializer
     if ju.pool_size and getattr(ju, "p", None) is not None:
