@@ -119,6 +119,9 @@ class Check:
         self.env = {**os.environ, "FIX_TORCH_ERROR": "0", "cache_name": "default",
                     "JITTOR_HOME": os.environ.get("JITTOR_HOME", str(ROOT / ".cache")),
                     "log_silent": "1"}
+        # one process: no NCCL (with mpicc on the PATH, Jittor's CUDA import otherwise downloads
+        # and builds NCCL 2.8.4, which an offline machine cannot)
+        self.env.setdefault("use_nccl", "0")
         if args.device == "cpu":
             self.env["nvcc_path"] = ""
         self.sets = [f'device="{args.device}"'] + (TINY_MODEL if args.tiny else [])
