@@ -19,6 +19,7 @@ used by default: its weights unless a checkpoint is given, its keys under any --
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,12 @@ def _clear_stale(folder: Path, state: dict) -> None:
         for p in folder.glob("*.jpg"):
             p.unlink()
         atomic_write_json(path, state)
+
+
+def _verbose_log(line: str) -> None:
+    """Device and thread lines: shown with `landscape -v` (stdout stays the summary)."""
+    if os.environ.get("LANDSCAPE_VERBOSE") == "1":
+        print(line, file=sys.stderr)
 
 
 def _output_key(cfg: Config) -> str:
@@ -312,7 +319,7 @@ def run_generate(cfg: Config, inputs: GenerateInputs, out: str | Path, *, progre
     if done is not None:  # nothing to do: the manifest (what downstream stages recorded) stays
         return StageResult(done, _summary(out, done, True, note), up_to_date=True)
     _check_images(cfg, inputs.maps, checked.pairs, progress)
-    jt = setup_jittor(cfg.device, cfg.threads, log=lambda line: print(line, file=sys.stderr))
+    jt = setup_jittor(cfg.device, cfg.threads, log=_verbose_log)
     model = _load_model(cfg, checked)
     with claim_folder(out, STAGE) as folder:
         _clear_stale(folder, checked.state)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 
+from ..core.config import CONFIG_DIR
 from ..core.artifacts import MANIFEST, manifest_hash
 from ..core.errors import ConfigError, DatasetError
 from ..core.imageio import IMAGE_EXTS, LABEL_EXTS, PHOTO_EXTS, BadFile, read_label, read_photo  # noqa: F401 (re-exported)
@@ -154,8 +155,12 @@ def read_drop_list(path_text: str, config_source: str | Path | None) -> tuple[se
     if not path_text:
         return set(), None
     path = Path(path_text)
-    if not path.is_absolute() and not path.is_file() and config_source:
-        path = Path(config_source).parent / path_text
+    if not path.is_absolute() and not path.is_file():
+        # beside the config file, else beside the project's configs (where base.toml names it)
+        for folder in ([Path(config_source).parent] if config_source else []) + [CONFIG_DIR]:
+            if (folder / path_text).is_file():
+                path = folder / path_text
+                break
     if not path.is_file():
         raise ConfigError(f"data.drop_list: file {path_text!r} not found "
                           "(give a text file of stems, one per line)")
