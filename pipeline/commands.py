@@ -23,14 +23,18 @@ from .core.cli import config_options, print_summary
               help="Run folder (artifacts/runs/<exp>).")
 @click.option("--resume", is_flag=True,
               help="Continue from the newest checkpoint in --out (a fresh start when none).")
+@click.option("--allow-world-change", is_flag=True,
+              help="Resume a run made with another number of processes (mpirun -np): its data "
+                   "order and schedule are re-derived for the new one.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @config_options
-def train(data_dir, out_dir, resume, quiet, cfg):
+def train(data_dir, out_dir, resume, allow_world_change, quiet, cfg):
     """Train the ECGAN (or SPADE) generator; Ctrl-C saves a checkpoint first."""
     from .train import TrainingInterrupted, run_train
 
     try:
-        result = run_train(cfg, data_dir, out_dir, resume=resume, progress=not quiet)
+        result = run_train(cfg, data_dir, out_dir, resume=resume, progress=not quiet,
+                           allow_world_change=allow_world_change)
     except TrainingInterrupted as exc:
         click.secho(str(exc), fg="yellow", err=True)
         sys.exit(130)

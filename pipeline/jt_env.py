@@ -109,6 +109,9 @@ def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
         os.environ.setdefault("log_silent", "1")
     if device == "cpu":
         os.environ["nvcc_path"] = ""
+    if local_ranks() == 1 and "OMPI_COMM_WORLD_SIZE" not in os.environ:
+        # one process needs no NCCL; with mpicc present Jittor would fetch and build it at import
+        os.environ.setdefault("use_nccl", "0")
     import jittor as jt
 
     # Jittor's SIGCHLD handler exits this process when ANY child dies of a signal (it watches its
