@@ -64,14 +64,14 @@ def _mpirun(nprocs: int, out: Path, reports: Path, *sets: str, extra=(), env=Non
     if popen:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
 def _reports(folder: Path, world: int = 2) -> list[dict]:
     return [json.loads((folder / f"rank{r}.json").read_text()) for r in range(world)]
 
 
-def _wait_for_step(folder: Path, rank: int, step: int, proc, timeout: float = 120) -> int:
+def _wait_for_step(folder: Path, rank: int, step: int, proc, timeout: float = 600) -> int:
     """Wait until `rank` has done `step` steps; its pid."""
     deadline = time.monotonic() + timeout
     progress = folder / f"rank{rank}.step"
