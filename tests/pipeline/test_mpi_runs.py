@@ -47,6 +47,22 @@ GRADIENT_ROUNDING = 1e-4  # 30x the gradients' measured disagreement (float32 su
 
 
 # ---------------------------------------------------------------------------- mpirun helpers
+_LIVE: list = []  # jobs started with popen=True: a failing test must not leave its ranks running
+
+
+@pytest.fixture(autouse=True)
+def _end_leftover_jobs():
+    yield
+    while _LIVE:
+        proc = _LIVE.pop()
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # mpirun and its ranks: its own session
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=60)
+
+
 def _mpirun(nprocs: int, out: Path, reports: Path, *sets: str, extra=(), env=None,
             popen=False):
     """Start the worker on `nprocs` ranks; the CompletedProcess, or the Popen when `popen`."""
@@ -62,8 +78,10 @@ def _mpirun(nprocs: int, out: Path, reports: Path, *sets: str, extra=(), env=Non
            **(env or {})}
     reports.mkdir(parents=True, exist_ok=True)
     if popen:
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        _LIVE.append(proc)
+        return proc
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
