@@ -14,9 +14,11 @@ from pipeline.jt_env import available_cores, resolve_threads
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    for var in ("OMP_NUM_THREADS", "_LANDSCAPE_OMP_SET", "_LANDSCAPE_OMP_WHY", "OMPI_COMM_WORLD_LOCAL_SIZE",
-                "MPI_LOCALNRANKS", "MV2_COMM_WORLD_LOCAL_SIZE"):
-        monkeypatch.delenv(var, raising=False)
+    """No thread variables set; whatever a test (or setup_threads) sets is undone afterwards."""
+    for var in ("OMP_NUM_THREADS", "_LANDSCAPE_OMP_SET", "_LANDSCAPE_OMP_WHY", "OMP_WAIT_POLICY",
+                "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MV2_COMM_WORLD_LOCAL_SIZE"):
+        monkeypatch.setenv(var, "")  # records the original value (or its absence) for the undo
+        monkeypatch.delenv(var)
     return monkeypatch
 
 
@@ -67,7 +69,6 @@ def test_a_child_killed_by_a_signal_does_not_end_a_jittor_process():
 def test_a_second_setup_keeps_reporting_the_users_value(clean_env):
     from pipeline.jt_env import setup_threads
 
-    clean_env.delenv("OMP_WAIT_POLICY", raising=False)
     clean_env.setenv("OMP_NUM_THREADS", "1")
     assert setup_threads(0) == (1, "OMP_NUM_THREADS")
     assert setup_threads(0) == (1, "OMP_NUM_THREADS")
