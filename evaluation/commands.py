@@ -100,9 +100,10 @@ def fit_segformer(data_dir, out_dir, quiet, cfg):
 @click.option("--dir", "weights_dir", default="weights", show_default=True, type=_dir,
               help="Folder to fill.")
 @click.option("--download/--no-download", default=True, show_default=True,
-              help="Try the hub / GitHub for SegFormer ADE20K, CLIP ViT-L/14 and the LAION head.")
+              help="Try the hub / GitHub / download.pytorch.org for SegFormer ADE20K, CLIP ViT-L/14, the"
+              " LAION head and the perceptual loss's VGG19.")
 def weights(weights_dir, download):
-    """Fill weights/ (FID Inception converted offline; CLIP, LAION head, ADE20K SegFormer
+    """Fill weights/ (FID Inception converted offline; CLIP, LAION head, ADE20K SegFormer, VGG19
     downloaded when online) and print what is present with sha256."""
     from .weights import fill_weights, weights_summary
 

@@ -6,6 +6,8 @@
   is fetched too (use it with evaluate.segformer_class_map = "ade20k-names").
 - CLIP ViT-L/14 and the LAION aesthetic head: fetched from the hub / GitHub when online; a LAION
   .pth placed in weights/ is converted to safetensors (read with torch.load(weights_only=True)).
+- VGG19 of the training's perceptual loss (not a scorer; `loss.vgg_weights`): torchvision's
+  IMAGENET1K_V1 .pth, placed or downloaded, converted to weights/vgg19.safetensors (weights_vgg.py).
 Offline, each missing one is listed with the exact file to place and where.
 
 `weights/` holds files from several sources (some placed by hand), so it is never staged or
@@ -32,6 +34,7 @@ from pipeline.core.errors import ArtifactError
 from .feature_extractor_inception import FID_WEIGHTS_NAME, convert_fid_weights, is_known_fid_weights
 from .loading import weights_file
 from .metric_aesthetic import build_head, read_head_state
+from .weights_vgg import vgg19_row
 
 SEGFORMER_ADE_HUB_ID = "nvidia/segformer-b5-finetuned-ade-640-640"
 CLIP_HUB_ID = "openai/clip-vit-large-patch14"
@@ -161,7 +164,8 @@ def _head_row(wdir: Path, download: bool, log: Callable[[str], None]) -> WeightS
 def fill_weights(
     weights_dir: str | Path = "weights", download: bool = True, log: Callable[[str], None] = print
 ) -> list[WeightStatus]:
-    """Convert/fetch what can be, and return the status of every scoring model under weights_dir."""
+    """Convert/fetch what can be, and return the status of every model under weights_dir (the
+    scorers, and the VGG19 of the training's perceptual loss)."""
     wdir = Path(weights_dir)
     wdir.mkdir(parents=True, exist_ok=True)
     return [
@@ -171,6 +175,7 @@ def fill_weights(
                         wdir / "segformer-ade20k", SEGFORMER_ADE_HUB_ID, download, log),
         _hub_folder_row("CLIP ViT-L/14 (aesthetic)", wdir / "clip-vit-large-patch14", CLIP_HUB_ID, download, log),
         _head_row(wdir, download, log),
+        vgg19_row(wdir, download, log),
     ]
 
 
