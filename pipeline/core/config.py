@@ -68,7 +68,23 @@ class ModelConfig:
     ndf: int = 64  # discriminator base width
     d_layers: int = 4  # conv layers per PatchGAN
     d_scales: int = 2  # multi-scale discriminator: number of PatchGANs
-    spectral_norm: bool = True
+    spectral_norm: bool = True  # in the discriminator(s)
+    # ECGAN recipe (SPADE's settings): spectral norm in the generator's residual convs and the
+    # style encoder; SPADE's xavier-normal init of G, E and D with this gain ("default": Jittor's)
+    spectral_norm_g: bool = True
+    init: Literal["default", "xavier"] = "xavier"
+    init_gain: float = 0.02
+    upsample: Literal["nearest", "bilinear"] = "nearest"  # the generator's 2x upsampling
+    # Style mechanisms (off by default). style_shuffle > 1: the encoder sees the reference cut
+    # into style_shuffle x style_shuffle patches in a random order (fixed at test): colours, not layout
+    style_shuffle: int = 0
+    style_modulation: bool = False  # the style code also scales/shifts every SPADE layer's channels
+    style_stats: bool = False  # the encoder's heads also read LAB mean/std and a joint RGB histogram
+    style_hist_bins: int = 8  # bins per channel of that histogram (0: mean/std only)
+    # > 0: a per-class colour palette predicted from the style code is added before the output
+    # tanh, its parameters scaled by this gain; a class with a colour hint takes the hint's colour
+    style_palette: float = 0.0
+    noise: bool = False  # per-pixel noise inputs after every generator stage (StyleGAN)
 
 
 @dataclass(frozen=True)
@@ -80,7 +96,19 @@ class LossConfig:
     kld: float = 0.05  # VAE KL divergence
     edge: float = 1.0  # edge branch vs preprocessed Canny edges
     vgg: float = 10.0  # perceptual; used only when vgg_weights is set
-    refined: float = 1.0  # ecgan: multiplier of the image losses on the refined image
+    refined: float = 2.0  # ecgan: multiplier of the image losses on the refined image (COESAK: 2)
+    edge_gan: float = 1.0  # ecgan: GAN + feature matching (x gan, x feat) on generated vs real edge maps
+    contrastive: float = 1.0  # ecgan: multi-scale pixel contrastive loss on generator features
+    contrastive_temperature: float = 0.1
+    contrastive_pixels: int = 64  # pixels drawn per image and scale
+    contrastive_scales: int = 3  # the last N generator stages (finest resolutions)
+    # colour losses (off by default), each against the photo (the style reference in training)
+    colour_stats: float = 0.0  # LAB per-channel mean/std of the output vs the photo
+    colour_class: float = 0.0  # LAB mean/std of each class region, output vs the photo
+    colour_lowpass: float = 0.0  # LAB L1 of window averages (overlapping by half), output vs photo
+    colour_lowpass_factor: int = 8  # window size of colour_lowpass, in pixels
+    colour_hist: float = 0.0  # 1 - correlation of soft joint RGB histograms, output vs photo
+    colour_hist_bins: int = 8  # bins per channel of colour_hist
     vgg_weights: str = ""  # VGG19 weights file (.npz or .safetensors); empty = perceptual off
 
 

@@ -6,6 +6,52 @@ from typing import Any
 
 
 # ---------------------------------------------------------------------------- checks
+LOSS_WEIGHTS = ("gan", "feat", "kld", "edge", "vgg", "refined", "edge_gan", "contrastive",
+                "colour_stats", "colour_class", "colour_lowpass", "colour_hist")
+
+
+def _style_problems(m: Any) -> list[tuple[str, str]]:
+    """Range checks of the model's style mechanisms and init: (key, what is wrong)."""
+    problems = []
+    if m.style_shuffle < 0 or (m.style_shuffle > 1 and m.encoder_size % m.style_shuffle):
+        problems.append(("model.style_shuffle",
+                         f"must be 0 (off) or divide model.encoder_size ({m.encoder_size})"))
+    if not 0 <= m.style_hist_bins <= 16:
+        problems.append(("model.style_hist_bins", "must be in 0..16"))
+    if m.style_palette < 0:
+        problems.append(("model.style_palette", "must be >= 0 (0 = off)"))
+    if m.init_gain <= 0:
+        problems.append(("model.init_gain", "must be > 0"))
+    on = [k for k, v in (("style_shuffle", m.style_shuffle > 1), ("style_modulation",
+          m.style_modulation), ("style_stats", m.style_stats), ("style_palette",
+          m.style_palette > 0)) if v]
+    if on and not m.use_vae:
+        problems.append((f"model.{on[0]}", "needs the style code: set model.use_vae = true, or"
+                         " switch the style mechanisms off"))
+    return problems
+
+
+def _loss_problems(cfg: Any) -> list[tuple[str, str]]:
+    """Range checks of the loss section: (key, what is wrong)."""
+    lc, problems = cfg.loss, []
+    for key in LOSS_WEIGHTS:
+        if getattr(lc, key) < 0:
+            problems.append((f"loss.{key}", "a loss weight must be >= 0 (0 = off)"))
+    if lc.contrastive_temperature <= 0:
+        problems.append(("loss.contrastive_temperature", "must be > 0"))
+    if lc.contrastive_pixels < 2:
+        problems.append(("loss.contrastive_pixels", "must be >= 2"))
+    stages = cfg.model.num_up + 1
+    if not 1 <= lc.contrastive_scales <= stages:
+        problems.append(("loss.contrastive_scales",
+                         f"must be in 1..{stages} (the generator's stages: model.num_up + 1)"))
+    if not 2 <= lc.colour_hist_bins <= 32:
+        problems.append(("loss.colour_hist_bins", "must be in 2..32"))
+    if not 1 <= lc.colour_lowpass_factor <= min(cfg.data.height, cfg.data.width):
+        problems.append(("loss.colour_lowpass_factor", "must be >= 1 and fit in the image"))
+    return problems
+
+
 def value_problems(cfg: Any) -> list[tuple[str, str]]:
     """Range checks that types alone cannot express: (key, what is wrong)."""
     problems = []
@@ -58,4 +104,4 @@ def value_problems(cfg: Any) -> list[tuple[str, str]]:
         problems.append(("fit_segformer.lr", "lr must be > 0, warmup_steps and eval_every >= 0"))
     if cfg.package.expert_picks < 0:
         problems.append(("package.expert_picks", "must be >= 0"))
-    return problems
+    return problems + _style_problems(m) + _loss_problems(cfg)

@@ -39,12 +39,18 @@ class PatchDiscriminator(nn.Module):
 class MultiscaleDiscriminator(nn.Module):
     """`scales` PatchGANs, each on the input average-pooled once more than the previous one.
 
-    Returns one feature list per scale (see PatchDiscriminator).
+    Returns one feature list per scale (see PatchDiscriminator). edge_in_nc > 0 adds `self.edge`,
+    a second multi-scale discriminator of that many input channels (ECGAN's edge discriminator,
+    on label one-hot ++ edge map, loss.edge_gan); it lives inside this module so that it shares
+    the discriminator's checkpoint prefix and optimiser. Without it `self.edge` is None.
     """
 
-    def __init__(self, in_nc: int, ndf: int, layers: int, scales: int, spectral: bool):
+    def __init__(self, in_nc: int, ndf: int, layers: int, scales: int, spectral: bool,
+                 edge_in_nc: int = 0):
         self.nets = nn.ModuleList(
             [PatchDiscriminator(in_nc, ndf, layers, spectral) for _ in range(scales)])
+        self.edge = (MultiscaleDiscriminator(edge_in_nc, ndf, layers, scales, spectral)
+                     if edge_in_nc > 0 else None)
 
     def execute(self, x):
         out = []

@@ -14,16 +14,23 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
+from .contrastive import multiscale_contrastive, onehot_to_labels
 from .discriminator import MultiscaleDiscriminator
 from .encoder import StyleEncoder, reparameterize
 from .generator import Generator
 from .losses import (VGGLoss, edge_loss, feature_matching_loss, hinge_d_loss, hinge_g_loss,
                      kld_loss, load_vgg19, multiscale)
-from .normalization import trainable_parameters
+from .normalization import trainable_parameters, xavier_init
+from .style import (class_colour_loss, colour_hist_loss, colour_lowpass_loss, colour_stats_loss,
+                    rgb_to_lab)
 
-# Loss term -> LossConfig attribute holding its weight (d_* are always weighted 1).
-LOSS_WEIGHT_KEYS = {"g_gan": "gan", "g_feat": "feat", "g_kld": "kld", "g_edge": "edge",
-                    "g_vgg": "vgg"}
+# Loss term -> the LossConfig attributes whose product is its weight (d_* are weighted 1).
+LOSS_WEIGHT_KEYS = {"g_gan": ("gan",), "g_feat": ("feat",), "g_kld": ("kld",),
+                    "g_edge": ("edge",), "g_vgg": ("vgg",),
+                    "g_edge_gan": ("edge_gan", "gan"), "g_edge_feat": ("edge_gan", "feat"),
+                    "g_contrast": ("contrastive",), "g_colour": ("colour_stats",),
+                    "g_class_colour": ("colour_class",), "g_lowpass": ("colour_lowpass",),
+                    "g_hist": ("colour_hist",)}
 
 # Checkpointed networks, in a fixed order (the checkpoint's key prefixes).
 NETWORKS = ("generator", "encoder", "discriminator", "ema_generator", "ema_encoder")
@@ -53,6 +60,12 @@ def _copy_weights(dst: nn.Module, src: nn.Module) -> None:
         var.update(jt.array(src_state[key].numpy()))
 
 
+def _encoder(mc) -> StyleEncoder:
+    return StyleEncoder(mc.nef, mc.z_dim, mc.encoder_size, spectral=mc.spectral_norm_g,
+                        shuffle=mc.style_shuffle,
+                        hist_bins=mc.style_hist_bins if mc.style_stats else None)
+
+
 class GANModel(nn.Module):
     """ECGAN (or the SPADE baseline) for label maps of size height x width.
 
@@ -70,10 +83,18 @@ class GANModel(nn.Module):
         self.model_cfg = mc
         self.generator = Generator(mc, height, width)
         self.ema_generator = Generator(mc, height, width)
-        self.encoder = StyleEncoder(mc.nef, mc.z_dim, mc.encoder_size) if mc.use_vae else None
-        self.ema_encoder = StyleEncoder(mc.nef, mc.z_dim, mc.encoder_size) if mc.use_vae else None
+        self.encoder = _encoder(mc) if mc.use_vae else None
+        self.ema_encoder = _encoder(mc) if mc.use_vae else None
+        # ECGAN's edge discriminator: on label one-hot ++ edge map (loss.edge_gan > 0)
+        self.edge_gan = mc.kind == "ecgan" and lc.edge_gan > 0
         self.discriminator = MultiscaleDiscriminator(
-            mc.num_classes + 3, mc.ndf, mc.d_layers, mc.d_scales, mc.spectral_norm)
+            mc.num_classes + 3, mc.ndf, mc.d_layers, mc.d_scales, mc.spectral_norm,
+            edge_in_nc=mc.num_classes + 1 if self.edge_gan else 0)
+        if mc.init == "xavier":
+            rng = np.random.default_rng([cfg.seed, 7])
+            for net in (self.generator, self.encoder, self.discriminator):
+                if net is not None:
+                    xavier_init(net, mc.init_gain, rng)
         _copy_weights(self.ema_generator, self.generator)
         if self.use_vae:
             _copy_weights(self.ema_encoder, self.encoder)
@@ -162,11 +183,31 @@ class GANModel(nn.Module):
         lc = self.loss_cfg
         seg, real = batch["seg"], batch["image"]
         z, mu, logvar = self._style(self.encoder, real, sample=True)
-        outputs = self.generator(seg, z, self._train_hints(real, seg))
+        outputs = self.generator(seg, z, self._train_hints(real, seg),
+                                 features=lc.contrastive_scales if lc.contrastive > 0 else 0)
+        features = outputs.pop("features", None)
         fakes = self._fakes(outputs)
         # The refined image's image losses are scaled by loss.refined relative to the first image.
         scales = [1.0, lc.refined][: len(fakes)]
-        losses = {}
+        losses = self._gan_terms(seg, real, fakes, scales)
+        if self.use_vae and lc.kld > 0:
+            losses["g_kld"] = kld_loss(mu, logvar)
+        if "edge" in outputs and lc.edge > 0:
+            losses["g_edge"] = edge_loss(outputs["edge"], batch["edge"])
+        if self.edge_gan and "edge" in outputs:
+            losses.update(self._edge_gan_terms(seg, outputs["edge"], batch["edge"]))
+        if self._vgg is not None:
+            losses["g_vgg"] = sum(s * self._vgg(f, real) for s, f in zip(scales, fakes))
+        losses.update(self._colour_terms(fakes, scales, real, seg))
+        if features is not None:
+            losses["g_contrast"] = multiscale_contrastive(
+                features, onehot_to_labels(seg), lc.contrastive_pixels,
+                lc.contrastive_temperature)
+        return losses, outputs
+
+    def _gan_terms(self, seg, real, fakes: list, scales: list) -> dict:
+        """Hinge GAN and feature-matching terms of the generated images (weighted by scales)."""
+        lc, losses = self.loss_cfg, {}
         need_real = lc.feat > 0
         d_out = self._discriminate(seg, fakes + ([real] if need_real else []))
         if lc.gan > 0:
@@ -174,29 +215,72 @@ class GANModel(nn.Module):
         if need_real:
             losses["g_feat"] = sum(s * feature_matching_loss(d, d_out[-1])
                                    for s, d in zip(scales, d_out))
-        if self.use_vae and lc.kld > 0:
-            losses["g_kld"] = kld_loss(mu, logvar)
-        if "edge" in outputs and lc.edge > 0:
-            losses["g_edge"] = edge_loss(outputs["edge"], batch["edge"])
-        if self._vgg is not None:
-            losses["g_vgg"] = sum(s * self._vgg(f, real) for s, f in zip(scales, fakes))
-        return losses, outputs
+        return losses
+
+    def _discriminate_edges(self, seg, fake_edge, real_edge):
+        """The edge discriminator on (labels ++ generated edges, labels ++ photo edges):
+        (fake outputs, real outputs), each one feature list per scale."""
+        b = seg.shape[0]
+        out = self.discriminator.edge(jt.concat(
+            [jt.concat([seg, fake_edge], dim=1), jt.concat([seg, real_edge], dim=1)], dim=0))
+        return ([[f[:b] for f in feats] for feats in out],
+                [[f[b:] for f in feats] for feats in out])
+
+    def _edge_gan_terms(self, seg, fake_edge, real_edge) -> dict:
+        """ECGAN's edge GAN: hinge and feature matching of the generated edge map against the
+        photo's edges, through the edge discriminator (conditioned on the label map)."""
+        fake, real = self._discriminate_edges(seg, fake_edge, real_edge)
+        terms = {"g_edge_gan": multiscale(hinge_g_loss, fake)}
+        if self.loss_cfg.feat > 0:
+            terms["g_edge_feat"] = feature_matching_loss(fake, real)
+        return terms
+
+    def _colour_terms(self, fakes: list, scales: list, real, seg) -> dict:
+        """Colour losses of the generated images against the photo (which is also the style
+        reference in training): soft-histogram correlation, LAB statistics, per-class LAB
+        statistics and low-pass LAB colour, each weighted by scales."""
+        lc, terms = self.loss_cfg, {}
+        if lc.colour_hist > 0:
+            terms["g_hist"] = sum(s * colour_hist_loss(f, real, lc.colour_hist_bins)
+                                  for s, f in zip(scales, fakes))
+        if lc.colour_stats <= 0 and lc.colour_lowpass <= 0 and lc.colour_class <= 0:
+            return terms
+        fake_labs = [rgb_to_lab(f) for f in fakes]
+        real_lab = rgb_to_lab(real)
+        if lc.colour_stats > 0:
+            terms["g_colour"] = sum(s * colour_stats_loss(f, real_lab)
+                                    for s, f in zip(scales, fake_labs))
+        if lc.colour_class > 0:
+            terms["g_class_colour"] = sum(s * class_colour_loss(f, real_lab, seg)
+                                          for s, f in zip(scales, fake_labs))
+        if lc.colour_lowpass > 0:
+            terms["g_lowpass"] = sum(s * colour_lowpass_loss(f, real_lab, lc.colour_lowpass_factor)
+                                     for s, f in zip(scales, fake_labs))
+        return terms
 
     def discriminator_step(self, batch: dict, outputs: dict) -> dict:
-        """Discriminator hinge terms {"d_real", "d_fake"} for real images vs `outputs` (detached)."""
+        """Discriminator hinge terms {"d_real", "d_fake"} for real images vs `outputs` (detached),
+        plus {"d_edge_real", "d_edge_fake"} of the edge discriminator when it is on."""
         seg, real = batch["seg"], batch["image"]
         fakes = [f.detach() for f in self._fakes(outputs)]
         d_out = self._discriminate(seg, fakes + [real])
         d_real = multiscale(lambda x: hinge_d_loss(x, x)[0], d_out[-1])
         d_fake = sum(multiscale(lambda x: hinge_d_loss(x, x)[1], d) for d in d_out[:-1])
-        return {"d_real": d_real, "d_fake": d_fake / len(fakes)}
+        terms = {"d_real": d_real, "d_fake": d_fake / len(fakes)}
+        if self.edge_gan and "edge" in outputs:
+            fake, real_out = self._discriminate_edges(seg, outputs["edge"].detach(), batch["edge"])
+            terms["d_edge_fake"] = multiscale(lambda x: hinge_d_loss(x, x)[1], fake)
+            terms["d_edge_real"] = multiscale(lambda x: hinge_d_loss(x, x)[0], real_out)
+        return terms
 
     def weighted_sum(self, losses: dict):
         """Sum of the terms times their config weights (d_* terms weigh 1)."""
         total = 0.0
         for name, value in losses.items():
-            key = LOSS_WEIGHT_KEYS.get(name)
-            total = total + (getattr(self.loss_cfg, key) if key else 1.0) * value
+            weight = 1.0
+            for key in LOSS_WEIGHT_KEYS.get(name, ()):
+                weight *= getattr(self.loss_cfg, key)
+            total = total + weight * value
         return total
 
     def generate(self, seg, ref, sample_style: bool = False, use_ema: bool = True,

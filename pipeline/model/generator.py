@@ -6,10 +6,11 @@ Widths: stage i (0 = the style code's grid, num_up = the output size) has
 
 from __future__ import annotations
 
+import numpy as np
 import jittor as jt
 from jittor import nn
 
-from .normalization import SPADE
+from .normalization import SPADE, conv2d
 
 
 def stage_widths(ngf: int, num_up: int, max_mult: int) -> list[int]:
@@ -20,21 +21,22 @@ def stage_widths(ngf: int, num_up: int, max_mult: int) -> list[int]:
 class SPADEResBlock(nn.Module):
     """Residual block: (SPADE, LeakyReLU, conv) twice, plus a learned shortcut when widths differ."""
 
-    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int, norm: str):
+    def __init__(self, fin: int, fout: int, label_nc: int, hidden: int, norm: str,
+                 spectral: bool = False, style_dim: int = 0):
         fmid = min(fin, fout)
         self.learned_shortcut = fin != fout
-        self.norm_0 = SPADE(fin, label_nc, hidden, norm)
-        self.conv_0 = nn.Conv2d(fin, fmid, 3, padding=1)
-        self.norm_1 = SPADE(fmid, label_nc, hidden, norm)
-        self.conv_1 = nn.Conv2d(fmid, fout, 3, padding=1)
+        self.norm_0 = SPADE(fin, label_nc, hidden, norm, style_dim)
+        self.conv_0 = conv2d(fin, fmid, 3, padding=1, spectral=spectral)
+        self.norm_1 = SPADE(fmid, label_nc, hidden, norm, style_dim)
+        self.conv_1 = conv2d(fmid, fout, 3, padding=1, spectral=spectral)
         if self.learned_shortcut:
-            self.norm_s = SPADE(fin, label_nc, hidden, norm)
-            self.conv_s = nn.Conv2d(fin, fout, 1, bias=False)
+            self.norm_s = SPADE(fin, label_nc, hidden, norm, style_dim)
+            self.conv_s = conv2d(fin, fout, 1, bias=False, spectral=spectral)
 
-    def execute(self, x, seg):
-        xs = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
-        dx = self.conv_0(nn.leaky_relu(self.norm_0(x, seg), 0.2))
-        dx = self.conv_1(nn.leaky_relu(self.norm_1(dx, seg), 0.2))
+    def execute(self, x, seg, z=None):
+        xs = self.conv_s(self.norm_s(x, seg, z)) if self.learned_shortcut else x
+        dx = self.conv_0(nn.leaky_relu(self.norm_0(x, seg, z), 0.2))
+        dx = self.conv_1(nn.leaky_relu(self.norm_1(dx, seg, z), 0.2))
         return xs + dx
 
 
@@ -76,13 +78,53 @@ class SemanticPreservingModule(nn.Module):
         return jt.tanh(self.out(nn.leaky_relu(f * pixel_gate, 0.2)) + skip)
 
 
+def _noise_map(b: int, h: int, w: int, training: bool):
+    """(b, 1, h, w) standard normal noise: fresh while training (Jittor's seeded generator), a
+    fixed map otherwise, so that generation is deterministic."""
+    if training:
+        return jt.randn((b, 1, h, w))
+    fixed = np.random.default_rng([h, w]).standard_normal((1, 1, h, w)).astype(np.float32)
+    return jt.array(np.repeat(fixed, b, axis=0))
+
+
+class ClassPalette(nn.Module):
+    """Each class's colour in the style of code z, painted by the label map: a (B, 3, H, W)
+    pre-tanh offset of the output image(s) (model.style_palette). Parameters are multiplied by
+    `gain` in the forward pass (an equalised learning rate): Adam moves each one by about lr per
+    step, and without the gain the palette would need thousands of steps to reach a photo's
+    colours. Starts at zero (xavier_init leaves it: own_init)."""
+
+    own_init = True
+
+    def __init__(self, z_dim: int, num_classes: int, gain: float):
+        self.gain = gain
+        self.linear = nn.Linear(z_dim, num_classes * 3)
+        self.linear.weight.update(jt.zeros(self.linear.weight.shape, "float32"))
+        self.linear.bias.update(jt.zeros(self.linear.bias.shape, "float32"))
+
+    def execute(self, seg, z, hint_map=None):
+        """hint_map: the painted class colour hints (B, 4, H, W) or None. Where a pixel's class
+        has a hint, its colour is the hint's (pre-tanh, as hint_skip adds it), else the learnt one."""
+        b, k, h, w = seg.shape
+        palette = (self.linear(z) * self.gain).reshape(b, k, 3)
+        painted = jt.matmul(palette.transpose(0, 2, 1), seg.reshape(b, k, h * w)).reshape(b, 3, h, w)
+        if hint_map is None:
+            return painted
+        from .hints import hint_logits
+
+        return hint_logits(hint_map) + (1 - hint_map[:, 3:4]) * painted
+
+
 class Generator(nn.Module):
     """Label map (one-hot) + style code -> {"image", and for ecgan "edge", "refined"}.
 
     Starts from the style code (VAE) or the downsampled label map at (H, W) / 2**num_up and
     upsamples num_up times through SPADE residual blocks. kind="ecgan" adds an edge branch
     whose sigmoid attention gates the image features at every scale (edge_attention) and the
-    semantic-preserving module producing the refined image (semantic_module).
+    semantic-preserving module producing the refined image (semantic_module). Options, each off
+    by default except where configs/base.toml says: spectral norm on the residual convs
+    (spectral_norm_g), the style code modulating every SPADE layer (style_modulation), per-pixel
+    noise inputs (noise), a per-class colour palette from the style code (style_palette).
     """
 
     def __init__(self, mc, height: int, width: int):
@@ -90,6 +132,7 @@ class Generator(nn.Module):
         self.num_up = mc.num_up
         self.use_vae = mc.use_vae
         self.z_dim = mc.z_dim
+        self.upsample = mc.upsample
         self.sh, self.sw = height // 2**mc.num_up, width // 2**mc.num_up
         widths = stage_widths(mc.ngf, mc.num_up, mc.max_mult)
         label_nc = mc.num_classes
@@ -100,15 +143,18 @@ class Generator(nn.Module):
             self.fc = nn.Linear(mc.z_dim, widths[0] * self.sh * self.sw)
         else:
             self.fc = nn.Conv2d(label_nc, widths[0], 3, padding=1)
-        self.blocks = nn.ModuleList(
-            [SPADEResBlock(widths[0], widths[0], cond_nc, mc.spade_hidden, mc.param_free_norm)]
-            + [
-                SPADEResBlock(widths[i - 1], widths[i], cond_nc, mc.spade_hidden,
-                              mc.param_free_norm)
-                for i in range(1, mc.num_up + 1)
-            ]
-        )
+        self.modulate = mc.use_vae and mc.style_modulation
+        block = lambda fin, fout: SPADEResBlock(  # noqa: E731
+            fin, fout, cond_nc, mc.spade_hidden, mc.param_free_norm, mc.spectral_norm_g,
+            mc.z_dim if self.modulate else 0)
+        self.blocks = nn.ModuleList([block(widths[0], widths[0])] + [
+            block(widths[i - 1], widths[i]) for i in range(1, mc.num_up + 1)])
         self.conv_img = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        # StyleGAN's noise inputs: per-pixel noise after every stage, a learnt scale per channel
+        self.noise = (nn.ParameterList([jt.zeros((1, w, 1, 1), "float32") for w in widths])
+                      if mc.noise else None)
+        self.palette = (ClassPalette(mc.z_dim, label_nc, mc.style_palette)
+                        if mc.use_vae and mc.style_palette > 0 else None)
         self.ecgan = mc.kind == "ecgan"
         self.edge_attention = self.ecgan and mc.edge_attention
         self.semantic = self.ecgan and mc.semantic_module
@@ -124,42 +170,66 @@ class Generator(nn.Module):
             if self.semantic:
                 self.spm = SemanticPreservingModule(widths[-1], label_nc)
 
-    def execute(self, seg, z=None, hints=None):
+    def _up(self, x):
+        if self.upsample == "bilinear":
+            return nn.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        return nn.interpolate(x, scale_factor=2, mode="nearest")
+
+    def _start(self, seg, z):
+        """The lowest-resolution features: from the style code (VAE) or the label map."""
+        if not self.use_vae:
+            return self.fc(nn.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
+        if z is None:
+            raise ValueError("this generator uses a style code: pass z (B, z_dim)")
+        return self.fc(z).reshape(seg.shape[0], -1, self.sh, self.sw)
+
+    def _colour_offset(self, seg, z, hint_map):
+        """What is added before the output tanh: the palette (hint colours where hinted), else
+        the hint colours (hint_skip), else nothing."""
+        if self.palette is not None:
+            return self.palette(seg, z, hint_map)
+        if self.hint_skip:
+            from .hints import hint_logits
+
+            # the output starts from the reference's class colour and learns the rest
+            return hint_logits(hint_map)
+        return 0.0
+
+    def execute(self, seg, z=None, hints=None, features: int = 0):
         """seg: one-hot (B, K, H, W); z: style code (B, z_dim) when use_vae; hints: class colour
-        hints (B, K, 4) when model.class_hints (pipeline.model.hints; None = none known)."""
-        b = seg.shape[0]
-        cond = seg
-        skip = 0.0
+        hints (B, K, 4) when model.class_hints (pipeline.model.hints; None = none known).
+        features > 0: out["features"] holds the last `features` stages' feature maps."""
+        cond, hint_map = seg, None
         if self.class_hints:
-            from .hints import hint_logits, no_hints, paint_hints
+            from .hints import no_hints, paint_hints
 
             hint_map = paint_hints(no_hints(seg) if hints is None else hints, seg)
             cond = jt.concat([seg, hint_map], dim=1)
-            if self.hint_skip:
-                # the output starts from the reference's class colour and learns the rest
-                skip = hint_logits(hint_map)
-        if self.use_vae:
-            if z is None:
-                raise ValueError("this generator uses a style code: pass z (B, z_dim)")
-            x = self.fc(z).reshape(b, -1, self.sh, self.sw)
-        else:
-            x = self.fc(nn.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
+        x = self._start(seg, z)
         e = None
         if self.ecgan:
             e = self.edge_in(nn.interpolate(seg, size=(self.sh, self.sw), mode="nearest"))
+        stages = []
         for i, block in enumerate(self.blocks):
             if i > 0:
-                x = nn.interpolate(x, scale_factor=2, mode="nearest")
+                x = self._up(x)
                 if e is not None:
-                    e = nn.interpolate(e, scale_factor=2, mode="nearest")
-            x = block(x, cond)
+                    e = self._up(e)
+            x = block(x, cond, z if self.modulate else None)
+            if self.noise is not None:
+                x = x + self.noise[i] * _noise_map(x.shape[0], x.shape[2], x.shape[3],
+                                                   self.is_training())
             if e is not None:
                 e = self.edge_blocks[i](e, seg)
                 if self.edge_attention:
                     # Edge attention: features near predicted edges are amplified (gate in [1, 2]).
                     x = x * (1 + jt.sigmoid(self.attention[i](e)))
+            stages.append(x)
         feat = nn.leaky_relu(x, 0.2)
+        skip = self._colour_offset(seg, z, hint_map)
         out = {"image": jt.tanh(self.conv_img(feat) + skip)}
+        if features > 0:
+            out["features"] = stages[-features:]
         if self.ecgan:
             out["edge"] = jt.sigmoid(self.conv_edge(e))
             if self.semantic:

@@ -1,4 +1,4 @@
-"""Normalisation layers: spectral normalisation (Jittor has none) and SPADE.
+"""Normalisation layers: spectral normalisation (Jittor has none), SPADE, and SPADE's xavier init.
 
 Non-trained state (the spectral-norm `u` vectors) is kept in attributes whose name ends in
 `BUFFER_SUFFIX`: they are saved in checkpoints but never handed to an optimiser.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import jittor as jt
 from jittor import nn
 
@@ -64,6 +65,15 @@ class SNConv2d(nn.Module):
         return nn.conv2d(x, w, self.bias, stride=self.stride, padding=self.padding)
 
 
+def conv2d(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, bias: bool = True,
+           spectral: bool = False) -> nn.Module:
+    """A spectral-normalised conv when asked, else Jittor's own nn.Conv2d (its init and
+    parameter names: a network with spectral norm off is the one it always was)."""
+    if spectral:
+        return SNConv2d(cin, cout, k, stride=stride, padding=padding, bias=bias, spectral=True)
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=bias)
+
+
 def param_free_norm(kind: str, channels: int) -> nn.Module:
     """Normalisation without learned affine parameters ('instance' or 'batch')."""
     if kind == "instance":
@@ -78,16 +88,52 @@ class SPADE(nn.Module):
 
     x -> param-free norm(x) * (1 + gamma(seg)) + beta(seg), where gamma and beta are predicted
     per pixel by a small conv net from the one-hot label map resized (nearest) to x's size.
+    style_dim > 0 (model.style_modulation): a linear map of the style code z adds a per-channel
+    scale and shift to gamma and beta.
     """
 
-    def __init__(self, norm_nc: int, label_nc: int, hidden: int, norm: str = "instance"):
+    def __init__(self, norm_nc: int, label_nc: int, hidden: int, norm: str = "instance",
+                 style_dim: int = 0):
         self.norm = param_free_norm(norm, norm_nc)
         self.shared = nn.Sequential(nn.Conv2d(label_nc, hidden, 3, padding=1), nn.ReLU())
         self.gamma = nn.Conv2d(hidden, norm_nc, 3, padding=1)
         self.beta = nn.Conv2d(hidden, norm_nc, 3, padding=1)
+        # the param-free norm removes any per-channel offset the code put into the features, so
+        # the code re-enters here (AdaIN-like)
+        self.style = nn.Linear(style_dim, 2 * norm_nc) if style_dim > 0 else None
 
-    def execute(self, x, seg):
+    def execute(self, x, seg, z=None):
         normalized = self.norm(x)
         seg = nn.interpolate(seg, size=x.shape[2:], mode="nearest")
         actv = self.shared(seg)
-        return normalized * (1 + self.gamma(actv)) + self.beta(actv)
+        gamma, beta = self.gamma(actv), self.beta(actv)
+        if self.style is not None and z is not None:
+            gb = self.style(z).reshape(z.shape[0], -1, 1, 1)
+            c = gb.shape[1] // 2
+            gamma, beta = gamma + gb[:, :c], beta + gb[:, c:]
+        return normalized * (1 + gamma) + beta
+
+
+def xavier_init(module: nn.Module, gain: float, rng: np.random.Generator) -> None:
+    """SPADE's `init_type="xavier"`: every conv and linear weight ~ xavier-normal(gain), biases 0.
+
+    Convs are nn.Conv2d and SNConv2d; draws come from `rng`, so the init is seeded. A module
+    with `own_init = True` (and what it holds) keeps its own initial values.
+    """
+    for m in _modules_to_init(module):
+        if not isinstance(m, (nn.Conv2d, SNConv2d, nn.Linear)):
+            continue
+        shape = tuple(m.weight.shape)
+        receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+        fan_in, fan_out = shape[1] * receptive, shape[0] * receptive
+        std = gain * math.sqrt(2.0 / (fan_in + fan_out))
+        m.weight.update(jt.array(rng.normal(0.0, std, shape).astype(np.float32)))
+        if getattr(m, "bias", None) is not None:
+            m.bias.update(jt.zeros(m.bias.shape, "float32"))
+
+
+def _modules_to_init(module: nn.Module) -> list:
+    """module.modules() without those under a module marked `own_init`."""
+    skipped = [m for m in module.modules() if getattr(m, "own_init", False)]
+    inside = {id(sub) for m in skipped for sub in m.modules()}
+    return [m for m in module.modules() if id(m) not in inside]

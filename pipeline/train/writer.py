@@ -33,8 +33,11 @@ from .scoring import TrainScoring
 
 LOG_FILE = "train_log.csv"
 SAMPLES_DIR = "samples"
+# one column per loss term of GANModel (empty when a term is off)
 LOG_COLUMNS = ["step", "epoch", "lr_g", "lr_d", "g_gan", "g_feat", "g_kld", "g_edge", "g_vgg",
-               "d_real", "d_fake", "images_per_s", "seconds"]
+               "g_edge_gan", "g_edge_feat", "g_contrast", "g_colour", "g_class_colour",
+               "g_lowpass", "g_hist", "d_real", "d_fake", "d_edge_real", "d_edge_fake",
+               "images_per_s", "seconds"]
 
 
 def stderr_log(msg: str) -> None:
