@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.core.errors import ConfigError, DatasetError
@@ -23,6 +23,9 @@ from pipeline.core.inputs import load_pairs, resolve_inputs as resolve_split_inp
 from pipeline.core.preprocessed import PreprocessedData
 
 MAX_LISTED = 10  # failing files named in one message; the rest are counted
+# Decoded arrays the check keeps for the scoring pass (one decode per file); past this many bytes
+# (about 1,300 pairs of a 512x384 image and its map) the rest are decoded again when scored.
+DECODED_KEEP_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,16 @@ def list_images(folder: str | Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class Item:
-    """One scored image: its stem, the generated file, its label map and style reference."""
+    """One scored image: its stem, the generated file, its label map and style reference.
+
+    decoded: the arrays `check_items` decoded ({"generated": HxWx3, "map": HxW}), kept for the
+    scoring pass so each file is decoded once; the scorer pops them (not part of the identity)."""
 
     stem: str
     generated: Path
     map: Path | None = None
     ref: Path | None = None
+    decoded: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _maps_and_pairs(inputs: EvalInputs, need_maps: bool, need_refs: bool) -> tuple[list[str], dict]:
@@ -130,38 +137,51 @@ def collect_items(inputs: EvalInputs, need_maps: bool, need_refs: bool) -> list[
     return items
 
 
-def generated_problem(path: Path, allow_any_size: bool) -> str | None:
-    """Why a generated image cannot be scored like a submission (None when it can)."""
+def _checked_generated(path: Path, allow_any_size: bool):
+    """(why it cannot be scored like a submission, or None; the decoded RGB array, or None)."""
     try:
         rgb, note = read_photo(path)
     except BadFile as exc:
-        return f"{path}: {exc}"
+        return f"{path}: {exc}", None
     if note is not None:
-        return f"{path}: {note}; a generated image must be RGB, like the submission's"
+        return f"{path}: {note}; a generated image must be RGB, like the submission's", None
     h, w = rgb.shape[:2]
     if not allow_any_size and (w, h) != SUBMISSION_SIZE:
         return (f"{path}: {w}x{h} pixels, must be {SUBMISSION_SIZE[0]}x{SUBMISSION_SIZE[1]} (W x H)"
-                " like the submission's; pass --allow-any-size to score a folder of another size")
-    return None
+                " like the submission's; pass --allow-any-size to score a folder of another size"), None
+    return None, rgb
 
 
-def _item_problems(item: Item, need_maps: bool, allow_any_size: bool) -> list[str]:
-    found = [generated_problem(item.generated, allow_any_size)]
+def _check_item(item: Item, need_maps: bool, allow_any_size: bool) -> tuple[list[str], dict]:
+    """(problems, {"generated": array, "map": array} of what decoded cleanly)."""
+    problem, rgb = _checked_generated(item.generated, allow_any_size)
+    found, arrays = [problem], {"generated": rgb}
     if need_maps:
         try:
-            read_label(item.map)
+            arrays["map"] = read_label(item.map)
         except BadFile as exc:
             found.append(f"{item.map}: {exc}")
-    return [p for p in found if p]
+    return [p for p in found if p], {k: v for k, v in arrays.items() if v is not None}
 
 
-def check_items(items: list[Item], need_maps: bool, allow_any_size: bool = False) -> None:
+def check_items(items: list[Item], need_maps: bool, allow_any_size: bool = False,
+                keep_bytes: int | None = None) -> None:
     """Decode every generated image (and label map when scored) with the core readers; raise one
-    DatasetError naming every file that fails, before anything is scored."""
+    DatasetError naming every file that fails, before anything is scored. The decoded arrays are
+    kept in `item.decoded` (up to `keep_bytes`, default DECODED_KEEP_BYTES, in all) for scoring."""
+    problems, kept = [], 0
+    keep_bytes = DECODED_KEEP_BYTES if keep_bytes is None else keep_bytes
     with ThreadPoolExecutor(max_workers=2) as pool:  # decoding releases the GIL
-        found = pool.map(lambda it: _item_problems(it, need_maps, allow_any_size), items)
-        problems = [p for item_problems in found for p in item_problems]
+        for item, (found, arrays) in zip(items, pool.map(
+                lambda it: _check_item(it, need_maps, allow_any_size), items)):
+            problems += found
+            size = sum(a.nbytes for a in arrays.values())
+            if not problems and kept + size <= keep_bytes:
+                item.decoded.update(arrays)
+                kept += size
     if problems:
+        for item in items:
+            item.decoded.clear()
         shown = problems[:MAX_LISTED]
         more = f"\n  - ... and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
         raise DatasetError(f"{len(problems)} input file(s) cannot be scored:\n  - "

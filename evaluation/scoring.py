@@ -4,17 +4,19 @@ style ceiling all run, so every number they compare comes from the same code.
     items = prepare_items(cfg, inputs, allow_any_size)       # every input checked, nothing scored
     scores, per_image = score_items(cfg, inputs, items)       # the scores.json record (no "ceiling")
 
-Each image (and its label map and style reference, when a metric needs them) is decoded once and
-handed to every metric of `cfg.evaluate.metrics` (or of `metric_names`). No per-metric branches:
+Each image (and its label map and style reference, when a metric needs them) is decoded once (the
+check's decode is kept for scoring: `inputs.check_items`, `Decoder`) and handed to every metric of `cfg.evaluate.metrics` (or of `metric_names`). No per-metric branches:
 metrics come from the registry.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -58,30 +60,61 @@ def load_metrics(classes: list[type[Metric]], cfg: Config, ctx: MetricContext) -
     return metrics, seconds
 
 
-def _decode(item: Item, maps: bool, refs: bool):
-    return (load_photo(item.generated), load_label(item.map) if maps else None,
-            load_photo(item.ref) if refs else None)
+class Decoder:
+    """Each file's array, decoded once: the generated image and label map from `check_items`
+    (`item.decoded`, popped when used) or decoded now; each style reference decoded on first use
+    and kept only until the last item that uses it. `decodes` counts the files decoded here."""
+
+    def __init__(self, items: list[Item], maps: bool, refs: bool):
+        self.maps, self.refs, self.decodes = maps, refs, 0
+        self.ref_uses = Counter(it.ref for it in items) if refs else Counter()
+        self.ref_arrays: dict[Path, np.ndarray] = {}
+
+    @staticmethod
+    def _get(item: Item, key: str, path: Path, load) -> np.ndarray:
+        arr = item.decoded.pop(key, None)
+        return load(path) if arr is None else arr
+
+    def batch(self, chunk: list[Item], pool: ThreadPoolExecutor) -> Batch:
+        self.decodes += sum(("generated" not in it.decoded) + (self.maps and "map" not in it.decoded)
+                            for it in chunk)
+        new_refs = list(dict.fromkeys(it.ref for it in chunk if self.refs and it.ref not in self.ref_arrays))
+        ref_jobs = [pool.submit(load_photo, p) for p in new_refs]
+        arrays = list(pool.map(lambda it: (self._get(it, "generated", it.generated, load_photo),
+                                           self._get(it, "map", it.map, load_label) if self.maps else None),
+                               chunk))
+        for p, job in zip(new_refs, ref_jobs):
+            self.ref_arrays[p] = job.result()
+            self.decodes += 1
+        refs = [self._take_ref(it.ref) for it in chunk] if self.refs else None
+        return Batch(stems=[it.stem for it in chunk], generated=[a[0] for a in arrays],
+                     maps=[a[1] for a in arrays] if self.maps else None, refs=refs)
+
+    def _take_ref(self, path: Path) -> np.ndarray:
+        arr = self.ref_arrays[path]
+        self.ref_uses[path] -= 1
+        if self.ref_uses[path] == 0:
+            del self.ref_arrays[path]
+        return arr
 
 
-def feed_metrics(items: list[Item], metrics: list[Metric], seconds: dict, batch_size: int, progress: bool) -> None:
-    """Decode each item once (two threads) and feed every batch to every metric; adds each
-    metric's time to `seconds`."""
-    maps = any("maps" in m.needs for m in metrics)
-    refs = any("refs" in m.needs for m in metrics)
+def feed_metrics(items: list[Item], metrics: list[Metric], seconds: dict, batch_size: int,
+                 progress: bool) -> Decoder:
+    """Hand each batch (every file decoded once: `Decoder`) to every metric; adds each metric's
+    time to `seconds`; returns the decoder (its count of files decoded while scoring)."""
+    decoder = Decoder(items, any("maps" in m.needs for m in metrics), any("refs" in m.needs for m in metrics))
     with ThreadPoolExecutor(max_workers=2) as pool, tqdm(
         total=len(items), desc="evaluate", unit="img", disable=not progress
     ) as bar:
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            decoded = list(pool.map(lambda it: _decode(it, maps, refs), chunk))
-            batch = Batch(stems=[it.stem for it in chunk], generated=[d[0] for d in decoded],
-                          maps=[d[1] for d in decoded] if maps else None,
-                          refs=[d[2] for d in decoded] if refs else None)
+            batch = decoder.batch(chunk, pool)
             for m in metrics:
                 t0 = time.perf_counter()
                 m.update(batch)
                 seconds[m.name] += time.perf_counter() - t0
             bar.update(len(chunk))
+    return decoder
 
 
 def metric_results(metrics: list[Metric], seconds: dict, items: list[Item]) -> tuple[dict, dict, dict]:
