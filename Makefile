@@ -211,6 +211,7 @@ bench: $(STAMP) | $(FIDW) ## speed goals, each a ratio against a reference timed
 	$(PY) -m pipeline.data.bench
 	$(PY) -m pipeline.bench
 	$(PY) -m evaluation.bench --config $(DEMO_CONFIG)
+	$(PY) -m evaluation.bench_fullsize
 
 clean-demo: ## remove the demo's artifacts
 	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/generated/style-oracle $(A)/eval/ground-truth $(A)/eval/demo $(A)/submission/demo*
