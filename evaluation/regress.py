@@ -5,16 +5,29 @@
 baseline by more than its tolerance. `--update` rewrites the baseline on purpose (keeping the
 tolerances). Pure Python: reads two json files.
 
+The whole chain is deterministic on one machine (same seed: bit-identical weights, images and
+scores; measured over repeated runs), so the baseline also records the platform it was made on
+(`platform_fingerprint`: CPU model and flags, usable cores, library versions). On that same
+platform every term must match within SAME_PLATFORM_TOLERANCE (the rounding of the stored
+values): any change at all is a change of behaviour. Elsewhere another CPU's kernels round
+differently, a short GAN run drifts, and each term's stated tolerance applies (the spread of the
+chain over seeds, see docs/testing.md).
+
 Baseline format:
-    {"source": "...", "terms": {"score": {"value": 0.41, "tolerance": 0.05, "higher_is_better": true}, ...}}
+    {"source": "...", "platform": {"id": "...", ...}, "same_platform_tolerance": 2e-06,
+     "terms": {"score": {"value": 0.41, "tolerance": 0.05, "higher_is_better": true}, ...}}
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import os
+import platform
 import sys
+from importlib import metadata
 from pathlib import Path
 
 from pipeline.core.artifacts import atomic_write_json
@@ -31,6 +44,56 @@ DEFAULT_TOLERANCES = {
 }
 
 
+# Values are stored rounded to 6 decimals: on the baseline's own platform a term may differ by
+# that rounding only.
+SAME_PLATFORM_TOLERANCE = 2e-6
+FINGERPRINT_PACKAGES = ("numpy", "torch", "torchvision", "torch-fidelity", "transformers",
+                        "jittor", "opencv-python-headless", "opencv-python", "scipy", "pillow")
+
+
+def _cpu_info() -> tuple[str, list[str]]:
+    """The CPU's model name and feature flags (Linux /proc/cpuinfo; else platform's strings)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine(), []
+    model, flags = platform.machine(), []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model == platform.machine():
+            model = value.strip()
+        elif key.strip() in ("flags", "Features") and not flags:
+            flags = sorted(value.split())
+    return model, flags
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def platform_fingerprint() -> dict:
+    """What decides the chain's exact floating-point results on a CPU: the CPU model and its
+    instruction-set flags, the cores the process may use (thread count), the Python and library
+    versions. `id` is the sha256 of the rest."""
+    model, flags = _cpu_info()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    info = {"cpu": model, "cpu_flags_sha256": hashlib.sha256(" ".join(flags).encode()).hexdigest(),
+            "cores": cores, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "python": platform.python_version(),
+            "packages": {n: v for n in FINGERPRINT_PACKAGES if (v := _version(n)) is not None}}
+    info["id"] = hashlib.sha256(json.dumps(info, sort_keys=True).encode()).hexdigest()
+    return info
+
+
+def same_platform(baseline: dict, here: dict) -> bool:
+    """Whether the baseline was recorded on a platform with this fingerprint (every field)."""
+    recorded = {k: v for k, v in baseline.get("platform", {}).items() if k != "id"}
+    return recorded == {k: v for k, v in here.items() if k != "id"}
+
+
 def scores_to_terms(scores: dict) -> dict[str, float]:
     """The comparable numbers of a `scores.json`: the A-board score and each term's raw value."""
     out = {"score": float(scores["score"])}
@@ -39,10 +102,15 @@ def scores_to_terms(scores: dict) -> dict[str, float]:
     return out
 
 
-def compare(now: dict[str, float], baseline: dict) -> tuple[list[dict], bool]:
-    """Rows (term, baseline, now, delta, tolerance, verdict) and whether any term regressed."""
+def compare(now: dict[str, float], baseline: dict, exact: bool = False) -> tuple[list[dict], bool]:
+    """Rows (term, baseline, now, delta, tolerance, verdict) and whether any term regressed.
+
+    exact: the check runs on the baseline's own platform, so every term's tolerance is the
+    baseline's `same_platform_tolerance` (the stored values' rounding)."""
     rows, failed = [], False
+    tight = baseline.get("same_platform_tolerance", SAME_PLATFORM_TOLERANCE)
     for name, ref in baseline["terms"].items():
+        ref = dict(ref, tolerance=min(ref["tolerance"], tight)) if exact else ref
         value = now.get(name)
         if value is None or not math.isfinite(value):
             rows.append(dict(term=name, baseline=ref["value"], now=value, delta=None,
@@ -76,8 +144,10 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def make_baseline(now: dict[str, float], source: str, old: dict | None = None) -> dict:
-    """A baseline holding `now`, keeping the old file's tolerances where it had them."""
+def make_baseline(now: dict[str, float], source: str, old: dict | None = None,
+                  here: dict | None = None) -> dict:
+    """A baseline holding `now` and the platform it was made on (`here`, default this one),
+    keeping the old file's tolerances where it had them."""
     terms = {}
     for name, value in now.items():
         tol, higher = DEFAULT_TOLERANCES.get(name, (0.05, True))
@@ -85,7 +155,23 @@ def make_baseline(now: dict[str, float], source: str, old: dict | None = None) -
             tol = old["terms"][name]["tolerance"]
             higher = old["terms"][name]["higher_is_better"]
         terms[name] = {"value": round(value, 6), "tolerance": tol, "higher_is_better": higher}
-    return {"source": source, "terms": terms}
+    return {"source": source, "platform": here or platform_fingerprint(),
+            "same_platform_tolerance": SAME_PLATFORM_TOLERANCE, "terms": terms}
+
+
+def platform_line(baseline: dict, here: dict) -> str:
+    """Which tolerances the check used, and why."""
+    if same_platform(baseline, here):
+        tight = baseline.get("same_platform_tolerance", SAME_PLATFORM_TOLERANCE)
+        return (f"platform: the baseline's own ({here['cpu']}, {here['cores']} cores): exact check,"
+                f" every term within {tight:g}")
+    recorded = baseline.get("platform")
+    if not recorded:
+        return "platform: not recorded in the baseline: each term's stated tolerance"
+    differs = [k for k in ("cpu", "cpu_flags_sha256", "cores", "omp_num_threads", "python",
+                           "packages") if recorded.get(k) != here.get(k)]
+    return (f"platform: differs from the baseline's ({', '.join(differs)}): each term's stated"
+            " tolerance")
 
 
 def _load(path: Path, what: str) -> dict:
@@ -110,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             old = _load(args.baseline, "baseline") if args.baseline.exists() else None
             atomic_write_json(args.baseline, make_baseline(now, str(args.scores), old))
             print(f"baseline rewritten: {args.baseline}")
-            print(format_table(compare(now, _load(args.baseline, "baseline"))[0]))
+            print(format_table(compare(now, _load(args.baseline, "baseline"), exact=True)[0]))
             return 0
         baseline = _load(
             args.baseline, "baseline (create it on purpose with `make regress-update`)"
@@ -118,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows, failed = compare(now, baseline)
+    here = platform_fingerprint()
+    rows, failed = compare(now, baseline, exact=same_platform(baseline, here))
     print(format_table(rows))
+    print(platform_line(baseline, here))
     print("REGRESSION: a term is outside its tolerance" if failed else "validation scores: ok")
     bad = sum(r["verdict"] in ("REGRESSED", "MISSING") for r in rows)
     print(f"regress: {len(rows) - bad} passed, {bad} failed")

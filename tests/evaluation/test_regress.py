@@ -75,3 +75,45 @@ def test_cli_closing_line_counts_terms(tmp_path, capsys):
     s.write_text(json.dumps(scores(mask=0.5)))
     assert regress.main([str(s), str(b)]) == 1
     assert capsys.readouterr().out.splitlines()[-1] == "regress: 2 passed, 1 failed"
+
+
+def test_fingerprint_names_cpu_cores_and_versions():
+    fp = regress.platform_fingerprint()
+    assert fp["cores"] >= 1 and fp["cpu"] and len(fp["cpu_flags_sha256"]) == 64
+    assert "numpy" in fp["packages"]
+    assert fp == regress.platform_fingerprint()  # stable within a machine
+    other = dict(fp, cores=fp["cores"] + 1)
+    assert not regress.same_platform({"platform": other}, fp)
+
+
+def test_on_the_baselines_platform_any_change_fails():
+    here = regress.platform_fingerprint()
+    base = dict(BASELINE, platform=here, same_platform_tolerance=2e-6)
+    now = {"score": 0.40 - 1e-4, "mask_accuracy": 0.80, "fid": 120.0}
+    rows, failed = regress.compare(now, base, exact=True)
+    assert failed and rows[0]["verdict"] == "REGRESSED" and rows[0]["tolerance"] == 2e-6
+    # the rounding of the stored values passes
+    assert not regress.compare({"score": 0.40 - 1e-6, "mask_accuracy": 0.80, "fid": 120.0},
+                               base, exact=True)[1]
+    # elsewhere the stated tolerance applies
+    assert not regress.compare(now, base, exact=False)[1]
+
+
+def test_cli_uses_the_exact_check_only_on_the_recorded_platform(tmp_path, capsys):
+    s, b = tmp_path / "scores.json", tmp_path / "baseline.json"
+    s.write_text(json.dumps(scores(0.40)))
+    assert regress.main([str(s), str(b), "--update"]) == 0
+    made = json.loads(b.read_text())
+    assert made["platform"]["id"] == regress.platform_fingerprint()["id"]
+    capsys.readouterr()
+    s.write_text(json.dumps(scores(0.40 - 1e-3)))
+    assert regress.main([str(s), str(b)]) == 1
+    assert "exact check" in capsys.readouterr().out
+    made["platform"] = dict(made["platform"], cpu="another CPU")
+    b.write_text(json.dumps(made))
+    assert regress.main([str(s), str(b)]) == 0
+    assert "differs from the baseline's (cpu)" in capsys.readouterr().out
+    del made["platform"]
+    b.write_text(json.dumps(made))
+    assert regress.main([str(s), str(b)]) == 0
+    assert "not recorded" in capsys.readouterr().out
