@@ -247,3 +247,22 @@ def test_cli_generate_config_and_test_alias(trained, tmp_path):
     assert res.exit_code == 0, res.output
     assert _jpgs(tmp_path / "d") == _jpgs(tmp_path / "a")
     assert read_manifest(tmp_path / "d", "generate")["extra"]["split"] == "test"
+
+
+def test_shuffling_the_pairing_lowers_the_style_term(trained, tmp_path):
+    """Each output follows its own reference: scored against another map's reference (the
+    pairing rotated by one), the style term (the scorer's own histogram correlation) drops."""
+    from evaluation.metric_color_hist import style_correlation
+
+    data, run = trained
+    val = resolve_inputs(data, "val")
+    out = tmp_path / "out"
+    _generate(run, val, out, *NO_TRANSFER)
+    pairs = json.loads(val.pairs_json.read_text())
+    maps = sorted(pairs)
+    refs = [cv2.cvtColor(cv2.imread(str(val.refs_dir / pairs[m])), cv2.COLOR_BGR2RGB) for m in maps]
+    refs = [cv2.resize(r, (512, 384), interpolation=cv2.INTER_AREA) for r in refs]
+    images = [cv2.cvtColor(cv2.imread(str(out / f"{m[:-4]}.jpg")), cv2.COLOR_BGR2RGB) for m in maps]
+    own = [style_correlation(img, ref, "rgb-16") for img, ref in zip(images, refs)]
+    rotated = [style_correlation(img, ref, "rgb-16") for img, ref in zip(images, refs[1:] + refs[:1])]
+    assert np.mean(own) > np.mean(rotated) + 0.1, (own, rotated)
