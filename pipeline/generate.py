@@ -33,7 +33,7 @@ from .colour import colour_transfer
 from .core.artifacts import (StageResult, atomic_write_bytes, atomic_write_json, check_replaceable,
                              claim_folder, manifest_hash, read_manifest, sha256_bytes, sha256_file,
                              write_manifest)
-from .core.config import Config, config_hash, load_config
+from .core.config import Config, config_hash, load_config, load_run_config
 from .core.errors import ArtifactError, LandscapeError
 from .core.imageio import encode_jpeg, load_label, load_photo
 from .core.inputs import SplitInputs
@@ -83,13 +83,16 @@ def run_config(run_dir: str | Path, config_path: str | Path | None = None,
     """The config generation runs with: `config_path` when given, else the run's own
     config.resolved.toml; the generate keys of the run's choice.json (when `use_choice`), then
     `overrides` (`--set` strings) applied on top."""
-    if config_path is None:
+    own = config_path is None
+    if own:
         config_path = Path(run_dir) / RUN_CONFIG
         if not config_path.is_file():
             raise ArtifactError(f"{run_dir}: no {RUN_CONFIG}, so it is not a training run"
                                 " folder. Train one with `landscape train --out DIR`.")
     choice = read_choice(run_dir) if use_choice else None
-    return load_config(config_path, (choice.sets() if choice else []) + list(overrides))
+    sets = (choice.sets() if choice else []) + list(overrides)
+    # the run's own config: keys it predates take the values it was trained with
+    return load_run_config(config_path, sets) if own else load_config(config_path, sets)
 
 
 def _check_inputs(cfg: Config, inputs: GenerateInputs) -> _Checked:

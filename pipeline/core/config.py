@@ -250,6 +250,24 @@ def load_config(path: str | Path | None = None, overrides: typing.Sequence[str] 
     return dataclasses.replace(cfg, source=str(path))
 
 
+# Training keys added after runs already existed, with the value that reproduces the network and
+# losses of a run made before the key: a run's config.resolved.toml that lacks one of them was
+# trained that way, whatever today's default is.
+LEGACY_VALUES = {
+    ("model", "spectral_norm_g"): "false", ("model", "init"): '"default"',
+    ("loss", "refined"): "1.0", ("loss", "edge_gan"): "0.0", ("loss", "contrastive"): "0.0",
+}
+
+
+def load_run_config(path: str | Path, overrides: typing.Sequence[str] = ()) -> Config:
+    """A training run's own config.resolved.toml: keys it predates take their LEGACY_VALUES (the
+    settings it was trained with), then `overrides` apply as in `load_config`."""
+    table = _read_toml(Path(path).resolve(), Config)
+    legacy = [f"{section}.{key}={value}" for (section, key), value in LEGACY_VALUES.items()
+              if key not in table.get(section, {})]
+    return load_config(path, legacy + list(overrides))
+
+
 def default_config() -> Config:
     """The built-in defaults (what `configs/base.toml` is expected to match)."""
     return Config()

@@ -271,3 +271,23 @@ def test_the_shipped_drop_list_is_read_from_beside_the_config():
     stems, path = read_drop_list(cfg.data.drop_list, cfg.source)
     assert path is not None and path.name == "coesak_dirty.txt" and len(stems) == 129
     assert "11353622803_0de2b7b088_b" in stems and all("." not in s for s in stems)
+
+
+def test_a_run_config_without_the_newer_keys_keeps_how_it_was_trained(tmp_path):
+    """A config.resolved.toml written before the ECGAN keys existed: generation rebuilds the
+    network it was trained with (legacy values), not today's defaults; a newer run keeps its own."""
+    from pipeline.core.config import LEGACY_VALUES, config_to_toml, load_run_config
+    from pipeline.generate import RUN_CONFIG, run_config
+
+    text = config_to_toml(load_config(CONFIG_DIR / "base.toml"))
+    old = "\n".join(line for line in text.splitlines()
+                    if line.split("=")[0].strip() not in {k for _, k in LEGACY_VALUES})
+    (tmp_path / RUN_CONFIG).write_text(old)
+    cfg = run_config(tmp_path)
+    assert (cfg.model.spectral_norm_g, cfg.model.init, cfg.loss.refined, cfg.loss.edge_gan,
+            cfg.loss.contrastive) == (False, "default", 1.0, 0.0, 0.0)
+    assert run_config(tmp_path, overrides=["loss.refined=3"]).loss.refined == 3.0
+    new = tmp_path / "new.toml"
+    new.write_text(text)
+    cfg = load_run_config(new)
+    assert (cfg.model.spectral_norm_g, cfg.model.init, cfg.loss.edge_gan) == (True, "xavier", 1.0)
