@@ -67,3 +67,26 @@ def test_scores_do_not_depend_on_what_the_check_kept(tmp_path, shared_ref_case, 
     assert per_image == per_image_all and scores["terms"] == kept_all["terms"]
     assert seen[str(items[0].generated)] == (1 if keep else 2)  # kept: decoded by the check only
     assert seen[str(items[-1].generated)] == 2  # past the budget: decoded again when scored
+
+
+@pytest.mark.slow  # needs the converted Inception
+def test_evaluate_fid_from_the_kept_decode_equals_torch_fidelity(tmp_path, fid_weights):
+    import torch_fidelity
+
+    from evaluation.inputs import resolve_inputs
+
+    from .conftest import write_scene_folder
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_scene_folder(a, 4, seed=1)
+    write_scene_folder(b, 4, seed=2)
+    ref = torch_fidelity.calculate_metrics(
+        input1=str(a), input2=str(b), fid=True, cuda=False, verbose=False, cache=False,
+        feature_extractor_weights_path=str(fid_weights), save_cpu_ram=True,
+    )["frechet_inception_distance"]
+    cfg = _cfg(tmp_path, tmp_path / "no-seg", fid_weights, 'evaluate.metrics=["fid"]')
+    inputs = resolve_inputs(a, train_photos_dir=b)
+    items = prepare_items(cfg, inputs, allow_any_size=True)
+    assert all("generated" in it.decoded for it in items)  # scored from the check's decode
+    scores, _ = score_items(cfg, inputs, items, progress=False)
+    assert scores["terms"]["fid"] == pytest.approx(ref, abs=1e-3)
