@@ -1,0 +1,325 @@
+"""Jittor vs PyTorch on the same GAN training step, timed interleaved on this machine.
+
+    python -m tools.step_bench [--which demo,half] [--threads 1,2] [--steps N] [--json FILE]
+                               [--profile N] [--no-check]
+
+The Jittor side is the project's own Trainer (pipeline/train, pipeline/model) built as
+pipeline/bench.py builds it; the PyTorch side is tools/torch_mirror.py, the same networks layer by
+layer (state-dict keys and shapes asserted equal, outputs on the same weights compared unless
+--no-check). The step: G + style encoder + multi-scale D forward, backward, Adam on G, then on
+D, EMA update, loss values read back (hinge GAN, feature matching, KLD, edge BCE; no VGG).
+
+Settings: "demo" = configs/demo.toml (128x96, batch 4); "half" = configs/base.toml at 256x192,
+batch 1, every width halved; "tiny" = a toy size (the tests). Each framework runs in its own worker
+process (OMP_NUM_THREADS set before its import), both driven in lockstep by this one: a Jittor step,
+a PyTorch step (the order alternating), so both see the same machine load. Warm-up: until the last
+WARMUP_WINDOW steps of both are within WARMUP_TOLERANCE (pipeline/bench.py's rule), then --steps
+more; each time is the median of the steady window and those. The machine's conv FLOP rate is a
+large oneDNN conv in the PyTorch worker at the same threads (the best of before and after); each
+framework's share of it = the step's conv FLOPs (3 x forward, counted with hooks) / its step time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pipeline.bench import WARMUP_MAX_SECONDS, WARMUP_MAX_STEPS, WARMUP_TOLERANCE, WARMUP_WINDOW, spread
+from pipeline.core.config import CONFIG_DIR, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+GOAL = 0.9  # Jittor / PyTorch step time (issue 11)
+MIRROR_TOLERANCE = 1e-3  # largest |torch - jittor| / largest |jittor| of an output
+TAG = "STEP-BENCH "  # a worker's reply line
+# The network mirrored, pinned: a new default elsewhere cannot change what is compared. The ECGAN
+# recipe items of base.toml (spectral norm in G/E, edge discriminator, contrastive loss) are off:
+# the network of issue 11's measurements; weights are copied from Jittor's, so `init` is moot.
+PINNED = ['model.kind="ecgan"', 'model.param_free_norm="instance"', "model.use_vae=true",
+          "model.edge_attention=true", "model.semantic_module=true", "model.class_hints=true",
+          "model.hint_skip=true", "model.spectral_norm=true", "model.spectral_norm_g=false",
+          'model.upsample="nearest"', "model.style_shuffle=0", "model.style_modulation=false",
+          "model.style_stats=false", "model.style_palette=0.0", "model.noise=false",
+          "loss.vgg=0", 'loss.vgg_weights=""', "loss.edge_gan=0", "loss.contrastive=0",
+          "loss.colour_stats=0", "loss.colour_class=0", "loss.colour_lowpass=0", "loss.colour_hist=0",
+          'device="cpu"']
+HALF = ["data.height=192", "data.width=256", "train.batch_size=1", "model.ngf=32", "model.ndf=32",
+        "model.nef=32", "model.edge_nc=32", "model.spade_hidden=64", "model.z_dim=128",
+        "model.encoder_size=128"]
+TINY = ["data.height=32", "data.width=48", "train.batch_size=2", "model.num_up=3", "model.ngf=8",
+        "model.max_mult=4", "model.spade_hidden=8", "model.z_dim=8", "model.nef=4",
+        "model.encoder_size=16", "model.ndf=8", "model.d_layers=2", "model.edge_nc=4"]
+SETTINGS = {"demo": ("demo.toml", []), "half": ("base.toml", HALF), "tiny": ("demo.toml", TINY)}
+
+
+# The model/loss keys tools/torch_mirror.py implements.
+MIRRORED_MODEL_KEYS = {
+    "kind", "num_classes", "ngf", "num_up", "max_mult", "spade_hidden", "param_free_norm", "use_vae",
+    "z_dim", "nef", "encoder_size", "edge_attention", "edge_nc", "semantic_module", "class_hints",
+    "hint_dropout", "hint_min_pixels", "hint_skip", "ndf", "d_layers", "d_scales", "spectral_norm",
+    "init", "init_gain", "style_hist_bins"}  # init: weights copied; hist bins: unused (style_stats off)
+MIRRORED_LOSS_KEYS = {"gan", "feat", "kld", "edge", "vgg", "refined", "vgg_weights",
+                      "contrastive_temperature", "contrastive_pixels", "contrastive_scales",
+                      "colour_lowpass_factor", "colour_hist_bins"}  # the last five: their terms off
+
+
+def unmirrored_keys(cfg) -> list[str]:
+    """'section.key' of every model/loss key neither mirrored nor pinned here (one the model
+    gained since): the Jittor network might then not be the one mirrored."""
+    pinned = {p.split("=")[0] for p in PINNED}
+    return [f"{section}.{f.name}"
+            for section, known in (("model", MIRRORED_MODEL_KEYS), ("loss", MIRRORED_LOSS_KEYS))
+            for f in dataclasses.fields(getattr(cfg, section))
+            if f.name not in known and f"{section}.{f.name}" not in pinned]
+
+
+def setting_config(name: str, threads: int):
+    """The config of a setting at `threads` CPU threads; refuses a key the mirror lacks."""
+    path, extra = SETTINGS[name]
+    cfg = load_config(CONFIG_DIR / path, [*PINNED, *extra, f"threads={threads}"])
+    extra_keys = unmirrored_keys(cfg)
+    if extra_keys:
+        raise SystemExit(f"tools/step_bench.py: the model has keys the PyTorch mirror does not know:"
+                         f" {', '.join(extra_keys)}; pin them (off) in PINNED or mirror them in"
+                         " tools/torch_mirror.py")
+    return cfg
+
+
+# ============================================================================ worker process
+def worker(framework: str, name: str, threads: int) -> None:
+    """Build one side and answer the parent's commands (one json line each on stdin)."""
+    from pipeline.bench import _synthetic
+
+    cfg = setting_config(name, threads)
+    batch = _synthetic(cfg.train.batch_size, cfg.data.height, cfg.data.width)
+    t0 = time.perf_counter()
+    if framework == "jittor":
+        from .step_bench_jittor import JittorSide as Side
+    else:
+        from .step_bench_torch import TorchSide as Side
+    side = Side(cfg, batch)
+    reply = {"state": side.state_shapes(), "build_s": time.perf_counter() - t0,
+             "jittor_loaded": "jittor" in sys.modules, "torch_loaded": "torch" in sys.modules}
+    print(TAG + json.dumps(reply), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["cmd"] == "quit":
+            return
+        t0 = time.perf_counter()
+        if cmd["cmd"] == "step":
+            losses = side.step()
+            reply = {"s": time.perf_counter() - t0, "losses": losses}
+        else:  # dump / check / profile / conv_flops / conv_rate
+            reply = {"result": getattr(side, cmd["cmd"])(*cmd.get("args", []))}
+        print(TAG + json.dumps(reply), flush=True)
+
+
+class Worker:
+    """A worker process of one framework, its replies read line by line."""
+
+    def __init__(self, framework: str, name: str, threads: int):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what pipeline.jt_env gives Jittor: both alike
+        self.framework = framework
+        self.log = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tools.step_bench", "--worker", framework, "--which", name,
+             "--threads", str(threads)], cwd=ROOT, env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+
+    def read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith(TAG):
+                return json.loads(line[len(TAG):])
+        self.log.seek(0)
+        tail = "\n".join(self.log.read().splitlines()[-20:])
+        raise RuntimeError(f"the {self.framework} worker ended (exit {self.proc.wait()}):\n{tail}")
+
+    def send(self, cmd: str, *args) -> None:
+        self.proc.stdin.write(json.dumps({"cmd": cmd, "args": list(args)}) + "\n")
+        self.proc.stdin.flush()
+
+    def ask(self, cmd: str, *args) -> dict:
+        self.send(cmd, *args)
+        return self.read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send("quit")
+                self.proc.wait(timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+# ============================================================================ one setting
+def compare_state(jittor: dict, torch: dict) -> int:
+    """Raise unless both state dicts have the same keys and shapes; return the count of trained
+    numbers (generator + encoder + discriminator, spectral-norm vectors left out)."""
+    diff = sorted(set(jittor) ^ set(torch)) + sorted(k for k in jittor if k in torch and jittor[k] != torch[k])
+    if diff:
+        raise RuntimeError(f"tools/torch_mirror.py differs from pipeline/model at {len(diff)} entries,"
+                           f" e.g. {diff[:6]}")
+    return sum(math.prod(shape) for k, shape in jittor.items()
+               if not k.startswith("ema_") and not k.endswith("_u"))
+
+
+def lockstep(j: Worker, t: Worker, steps: int, max_rounds: int, max_seconds: float) -> dict:
+    """Rounds of one Jittor and one PyTorch step (order alternating) until both are steady, then
+    `steps` more; the medians and the warm-up record."""
+    times: dict[str, list[float]] = {"jittor": [], "torch": []}
+    steady, start = False, None
+    while len(times["jittor"]) < max_rounds:
+        pair = (j, t) if len(times["jittor"]) % 2 == 0 else (t, j)
+        for w in pair:
+            times[w.framework].append(w.ask("step")["s"])
+        start = start or time.perf_counter()  # the first round (kernel compilation) is not counted
+        steady = len(times["jittor"]) >= WARMUP_WINDOW and all(
+            spread(v[-WARMUP_WINDOW:]) <= WARMUP_TOLERANCE for v in times.values())
+        if steady or time.perf_counter() - start >= max_seconds:
+            break
+    warm = len(times["jittor"])
+    for i in range(steps):
+        for w in ((j, t) if (warm + i) % 2 == 0 else (t, j)):
+            times[w.framework].append(w.ask("step")["s"])
+    # the steady window and the timed rounds; never the first round (compilation) if others exist
+    timed = {k: v[max(min(1, len(v) - 1), len(v) - WARMUP_WINDOW - steps):] for k, v in times.items()}
+    return {"warmup_rounds": warm, "steady": steady,
+            **{f"{k}_s": round(statistics.median(v), 4) for k, v in timed.items()},
+            **{f"{k}_spread": round(spread(v), 3) for k, v in timed.items()},
+            **{f"{k}_all_s": [round(x, 3) for x in v] for k, v in times.items()}}
+
+
+def bench_setting(name: str, threads: int, steps: int, check: bool, profile: int,
+                  max_rounds: int = WARMUP_MAX_STEPS, max_seconds: float = 2 * WARMUP_MAX_SECONDS) -> dict:
+    """Both workers of one setting at `threads`: mirror checks, conv FLOPs and rate, the
+    interleaved timing (and --profile rows); one result row."""
+    cfg = setting_config(name, threads)
+    load0 = os.getloadavg()[0]
+    j, t = Worker("jittor", name, threads), Worker("torch", name, threads)
+    try:
+        jr, tr = j.read(), t.read()
+        if jr["torch_loaded"] or tr["jittor_loaded"]:
+            raise RuntimeError("a worker imported the other framework")
+        params = compare_state(jr["state"], tr["state"])
+        row = {"setting": name, "size": f"{cfg.data.width}x{cfg.data.height}",
+               "batch": cfg.train.batch_size, "threads": threads, "params": params,
+               "build_s": {"jittor": round(jr["build_s"], 2), "torch": round(tr["build_s"], 2)}}
+        if check:
+            with tempfile.TemporaryDirectory(prefix="step-bench-") as tmp:
+                j.ask("dump", f"{tmp}/jittor.npz")
+                diffs = t.ask("check", f"{tmp}/jittor.npz")["result"]
+            row["mirror_max_rel_diff"] = max(diffs.values())
+            bad = {k: v for k, v in diffs.items() if v > MIRROR_TOLERANCE}
+            if bad:
+                raise RuntimeError(f"tools/torch_mirror.py computes other outputs than pipeline/model"
+                                   f" on the same weights (max |diff| / max |value|): {bad}")
+        flops = t.ask("conv_flops")["result"]["step"]
+        rate = t.ask("conv_rate")["result"]
+        row.update(lockstep(j, t, steps, max_rounds, max_seconds))
+        rate = max(rate, t.ask("conv_rate")["result"])
+        row.update({"ratio": round(row["jittor_s"] / row["torch_s"], 3), "conv_gflop_step": round(flops / 1e9, 3),
+                    "machine_conv_gflops": round(rate / 1e9, 1),
+                    "jittor_conv_share": round(flops / row["jittor_s"] / rate, 3),
+                    "torch_conv_share": round(flops / row["torch_s"] / rate, 3),
+                    "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2)})
+        if profile:
+            row["profile"] = {w.framework: summarize_profile(w.ask("profile", profile)["result"])
+                              for w in (j, t)}
+        return row
+    finally:
+        j.close()
+        t.close()
+
+
+# ============================================================================ report
+HEADER = (f"{'setting':>8} {'size':>8} {'batch':>5} {'thr':>3} | {'jittor s':>8} {'torch s':>8}"
+          f" {'J/T':>5} | {'GFLOP':>6} {'peak GF/s':>9} {'J %peak':>7} {'T %peak':>7} | steady")
+
+
+def table_line(r: dict) -> str:
+    steady = f"{'yes' if r['steady'] else 'NO'} ({r['warmup_rounds']} rounds)"
+    return (f"{r['setting']:>8} {r['size']:>8} {r['batch']:>5} {r['threads']:>3} | {r['jittor_s']:>8.3f}"
+            f" {r['torch_s']:>8.3f} {r['ratio']:>5.2f} | {r['conv_gflop_step']:>6.2f}"
+            f" {r['machine_conv_gflops']:>9.1f} {r['jittor_conv_share']:>7.1%} {r['torch_conv_share']:>7.1%}"
+            f" | {steady}")
+
+
+def verdicts(rows: list[dict]) -> list[str]:
+    """One line per setting: the best Jittor/PyTorch ratio over the thread settings vs GOAL
+    (each thread setting compares both frameworks at the same threads)."""
+    out = []
+    for name in dict.fromkeys(r["setting"] for r in rows):
+        ratios = {r["threads"]: r["ratio"] for r in rows if r["setting"] == name}
+        worst = max(ratios.values())
+        verdict = "PASS" if worst <= GOAL else "MISS"
+        out.append(f"jittor / pytorch step, {name}: " + ", ".join(f"{v:.2f}x at {k} thread(s)"
+                   for k, v in ratios.items()) + f" (goal <= {GOAL}x at each) {verdict}")
+    return out
+
+
+def summarize_profile(rows: list[dict], top: int = 40) -> dict:
+    """A side's profile rows (op, seconds per step, calls) -> the kernel total, its conv part
+    (oneDNN convolutions and their gradients) and the `top` slowest rows."""
+    total = sum(x["seconds"] for x in rows)
+    conv = sum(x["seconds"] for x in rows if "conv" in x["op"])
+    return {"kernel_s": round(total, 4), "conv_s": round(conv, 4), "other_s": round(total - conv, 4),
+            "top": [{**x, "seconds": round(x["seconds"], 4)} for x in rows[:top]]}
+
+
+def print_profile(r: dict, top: int = 12) -> None:
+    for fw, p in r.get("profile", {}).items():
+        print(f"  {fw} profile ({r['setting']}, {r['threads']} thread(s)): kernels {p['kernel_s']:.3f} s/step"
+              f" (conv {p['conv_s']:.3f}, other {p['other_s']:.3f}) of a {r[fw + '_s']:.3f} s step; top:")
+        for x in p["top"][:top]:
+            print(f"    {x['seconds']:8.4f} {x['seconds'] / max(p['kernel_s'], 1e-9):6.1%} x{x['calls']:<5} {x['op']}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--which", default="demo,half", help="comma list of: demo, half, tiny")
+    parser.add_argument("--threads", default="1,2", help="comma list of thread counts (each framework alike)")
+    parser.add_argument("--steps", type=int, default=4, help="timed rounds after the steady window")
+    parser.add_argument("--max-rounds", type=int, default=WARMUP_MAX_STEPS, help="warm-up rounds at most")
+    parser.add_argument("--profile", type=int, default=0, help="also profile N steps of each side")
+    parser.add_argument("--no-check", action="store_true", help="skip the mirror's output comparison")
+    parser.add_argument("--json", default="", help="also write the rows to this file")
+    parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    threads = [int(x) for x in args.threads.split(",")]
+    if args.worker:
+        return worker(args.worker, args.which, threads[0])
+    names = args.which.split(",")
+    for name in names:
+        if name not in SETTINGS:
+            parser.error(f"--which {name!r}: use {', '.join(SETTINGS)}")
+    print(f"jittor vs pytorch, same GAN step interleaved; load average {os.getloadavg()[0]:.2f}"
+          f" on {os.cpu_count()} cores", flush=True)
+    print(HEADER, flush=True)
+    rows = []
+    for name in names:
+        for n in threads:
+            rows.append(bench_setting(name, n, args.steps, not args.no_check, args.profile,
+                                      max_rounds=args.max_rounds))
+            print(table_line(rows[-1]), flush=True)
+            print_profile(rows[-1])
+    for line in verdicts(rows):
+        print(line, flush=True)
+    if args.json:
+        from pipeline.core.artifacts import atomic_write_json
+
+        atomic_write_json(args.json, rows)
+
+
+if __name__ == "__main__":
+    main()
