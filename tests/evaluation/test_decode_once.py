@@ -79,7 +79,7 @@ def test_evaluate_fid_from_the_kept_decode_equals_torch_fidelity(tmp_path, fid_w
 
     a, b = tmp_path / "a", tmp_path / "b"
     write_scene_folder(a, 4, seed=1)
-    write_scene_folder(b, 4, seed=2)
+    write_scene_folder(b, 4, seed=2, prefix="ref")  # other names: none is left out as "a scored map"
     ref = torch_fidelity.calculate_metrics(
         input1=str(a), input2=str(b), fid=True, cuda=False, verbose=False, cache=False,
         feature_extractor_weights_path=str(fid_weights), save_cpu_ram=True,
