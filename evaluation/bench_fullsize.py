@@ -213,9 +213,10 @@ def measure(args, paths: dict, scorers: dict, work: Path) -> dict:
     inputs = resolve_inputs(paths["generated"], labels_dir=paths["labels"], pairs_json=paths["pairs"],
                             refs_dir=paths["refs"], train_photos_dir=paths["refs"])
     timer, rec = ForwardTimer(), {"phases": {}}
+    any_size = (args.width, args.height) != (512, 384)
     with instrumented(timer, rec):
         t0 = time.perf_counter()
-        evaluate_mod.run_evaluate(cfg, inputs, work / "eval", progress=False, allow_any_size=(args.width, args.height) != (512, 384),
+        evaluate_mod.run_evaluate(cfg, inputs, work / "eval", progress=False, allow_any_size=any_size,
                                   ceiling=None, log=lambda s: None)
         total = time.perf_counter() - t0
     scores = json.loads((work / "eval" / "scores.json").read_text())

@@ -5,8 +5,9 @@ style ceiling all run, so every number they compare comes from the same code.
     scores, per_image = score_items(cfg, inputs, items)       # the scores.json record (no "ceiling")
 
 Each image (and its label map and style reference, when a metric needs them) is decoded once (the
-check's decode is kept for scoring: `inputs.check_items`, `Decoder`) and handed to every metric of `cfg.evaluate.metrics` (or of `metric_names`). No per-metric branches:
-metrics come from the registry.
+check's decode is kept for scoring: `inputs.check_items`, `Decoder`) and handed to every metric
+of `cfg.evaluate.metrics` (or of `metric_names`). No per-metric branches: metrics come from the
+registry.
 """
 
 from __future__ import annotations
