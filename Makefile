@@ -125,7 +125,7 @@ generate: $(RUN)/manifest.json ## generate the test maps' images into artifacts/
 $(FIDW): | $(STAMP)
 	$(LS) weights --dir weights --no-download
 
-weights: $(STAMP) ## fill weights/ (FID Inception offline; SegFormer, CLIP, aesthetic head when online)
+weights: $(STAMP) ## fill weights/ (FID Inception offline; SegFormer, CLIP, aesthetic head, VGG19 when online)
 	$(LS) weights --dir weights
 
 fit-segformer: $(DATA_OUT)/manifest.json ## fit the mask-accuracy SegFormer on DATA's training labels
