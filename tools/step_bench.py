@@ -1,7 +1,7 @@
 """Jittor vs PyTorch on the same GAN training step, timed interleaved on this machine.
 
     python -m tools.step_bench [--which demo,half] [--threads 1,2] [--steps N] [--json FILE]
-                               [--profile N] [--no-check]
+                               [--profile N] [--parts N] [--no-check]
 
 The Jittor side is the project's own Trainer (pipeline/train, pipeline/model) built as
 pipeline/bench.py builds it; the PyTorch side is tools/torch_mirror.py, the same networks layer by
@@ -94,7 +94,7 @@ def setting_config(name: str, threads: int):
 
 
 # ============================================================================ worker process
-def worker(framework: str, name: str, threads: int) -> None:
+def worker(framework: str, name: str, threads: int, proposals: list[str]) -> None:
     """Build one side and answer the parent's commands (one json line each on stdin)."""
     from pipeline.bench import _synthetic
 
@@ -105,7 +105,7 @@ def worker(framework: str, name: str, threads: int) -> None:
         from .step_bench_jittor import JittorSide as Side
     else:
         from .step_bench_torch import TorchSide as Side
-    side = Side(cfg, batch)
+    side = Side(cfg, batch, proposals) if proposals else Side(cfg, batch)
     reply = {"state": side.state_shapes(), "build_s": time.perf_counter() - t0,
              "jittor_loaded": "jittor" in sys.modules, "torch_loaded": "torch" in sys.modules}
     print(TAG + json.dumps(reply), flush=True)
@@ -117,6 +117,10 @@ def worker(framework: str, name: str, threads: int) -> None:
         if cmd["cmd"] == "step":
             losses = side.step()
             reply = {"s": time.perf_counter() - t0, "losses": losses}
+        elif cmd["cmd"] == "parts":
+            from .step_bench_parts import run_parts
+
+            reply = {"result": run_parts(side, *cmd["args"])}
         else:  # dump / check / profile / conv_flops / conv_rate
             reply = {"result": getattr(side, cmd["cmd"])(*cmd.get("args", []))}
         print(TAG + json.dumps(reply), flush=True)
@@ -125,14 +129,15 @@ def worker(framework: str, name: str, threads: int) -> None:
 class Worker:
     """A worker process of one framework, its replies read line by line."""
 
-    def __init__(self, framework: str, name: str, threads: int):
+    def __init__(self, framework: str, name: str, threads: int, proposals: str = ""):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what pipeline.jt_env gives Jittor: both alike
         self.framework = framework
+        self.label = framework + ("_proposed" if proposals else "")  # its key in the results
         self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tools.step_bench", "--worker", framework, "--which", name,
-             "--threads", str(threads)], cwd=ROOT, env=env, text=True,
+             "--threads", str(threads), "--jittor-proposals", proposals], cwd=ROOT, env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
 
     def read(self) -> dict:
@@ -174,24 +179,29 @@ def compare_state(jittor: dict, torch: dict) -> int:
                if not k.startswith("ema_") and not k.endswith("_u"))
 
 
-def lockstep(j: Worker, t: Worker, steps: int, max_rounds: int, max_seconds: float) -> dict:
-    """Rounds of one Jittor and one PyTorch step (order alternating) until both are steady, then
-    `steps` more; the medians and the warm-up record."""
-    times: dict[str, list[float]] = {"jittor": [], "torch": []}
-    steady, start = False, None
-    while len(times["jittor"]) < max_rounds:
-        pair = (j, t) if len(times["jittor"]) % 2 == 0 else (t, j)
-        for w in pair:
-            times[w.framework].append(w.ask("step")["s"])
+def lockstep(workers: list, steps: int, max_rounds: int, max_seconds: float) -> dict:
+    """Rounds of one step of each worker (the order rotating every round) until all are steady,
+    then `steps` more; the medians (by worker label) and the warm-up record."""
+    times: dict[str, list[float]] = {w.label: [] for w in workers}
+    steady, start, rounds = False, None, 0
+
+    def one_round():
+        k = rounds % len(workers)
+        for w in workers[k:] + workers[:k]:
+            times[w.label].append(w.ask("step")["s"])
+
+    while rounds < max_rounds:
+        one_round()
+        rounds += 1
         start = start or time.perf_counter()  # the first round (kernel compilation) is not counted
-        steady = len(times["jittor"]) >= WARMUP_WINDOW and all(
+        steady = rounds >= WARMUP_WINDOW and all(
             spread(v[-WARMUP_WINDOW:]) <= WARMUP_TOLERANCE for v in times.values())
         if steady or time.perf_counter() - start >= max_seconds:
             break
-    warm = len(times["jittor"])
-    for i in range(steps):
-        for w in ((j, t) if (warm + i) % 2 == 0 else (t, j)):
-            times[w.framework].append(w.ask("step")["s"])
+    warm = rounds
+    for _ in range(steps):
+        one_round()
+        rounds += 1
     # the steady window and the timed rounds; never the first round (compilation) if others exist
     timed = {k: v[max(min(1, len(v) - 1), len(v) - WARMUP_WINDOW - steps):] for k, v in times.items()}
     return {"warmup_rounds": warm, "steady": steady,
@@ -200,20 +210,25 @@ def lockstep(j: Worker, t: Worker, steps: int, max_rounds: int, max_seconds: flo
             **{f"{k}_all_s": [round(x, 3) for x in v] for k, v in times.items()}}
 
 
-def bench_setting(name: str, threads: int, steps: int, check: bool, profile: int,
-                  max_rounds: int = WARMUP_MAX_STEPS, max_seconds: float = 2 * WARMUP_MAX_SECONDS) -> dict:
+def bench_setting(name: str, threads: int, steps: int, check: bool, profile: int, parts: int = 0,
+                  max_rounds: int = WARMUP_MAX_STEPS, max_seconds: float = 2 * WARMUP_MAX_SECONDS,
+                  proposals: str = "") -> dict:
     """Both workers of one setting at `threads`: mirror checks, conv FLOPs and rate, the
     interleaved timing (and --profile rows); one result row."""
     cfg = setting_config(name, threads)
     load0 = os.getloadavg()[0]
     j, t = Worker("jittor", name, threads), Worker("torch", name, threads)
+    jp = Worker("jittor", name, threads, proposals) if proposals else None
     try:
         jr, tr = j.read(), t.read()
+        if jp is not None:
+            compare_state(jp.read()["state"], tr["state"])
         if jr["torch_loaded"] or tr["jittor_loaded"]:
             raise RuntimeError("a worker imported the other framework")
         params = compare_state(jr["state"], tr["state"])
         row = {"setting": name, "size": f"{cfg.data.width}x{cfg.data.height}",
                "batch": cfg.train.batch_size, "threads": threads, "params": params,
+               "jittor_proposals": proposals,
                "build_s": {"jittor": round(jr["build_s"], 2), "torch": round(tr["build_s"], 2)}}
         if check:
             with tempfile.TemporaryDirectory(prefix="step-bench-") as tmp:
@@ -226,7 +241,14 @@ def bench_setting(name: str, threads: int, steps: int, check: bool, profile: int
                                    f" on the same weights (max |diff| / max |value|): {bad}")
         flops = t.ask("conv_flops")["result"]["step"]
         rate = t.ask("conv_rate")["result"]
-        row.update(lockstep(j, t, steps, max_rounds, max_seconds))
+        if jp is not None:  # its outputs on the same weights: the proposals change no value
+            with tempfile.TemporaryDirectory(prefix="step-bench-") as tmp:
+                jp.ask("dump", f"{tmp}/jittor.npz")
+                row["proposed_max_rel_diff"] = max(t.ask("check", f"{tmp}/jittor.npz")["result"].values())
+        row.update(lockstep([j, t] + ([jp] if jp else []), steps, max_rounds, max_seconds))
+        if jp is not None:
+            row.update({"proposed_ratio": round(row["jittor_proposed_s"] / row["torch_s"], 3),
+                        "proposed_speedup": round(row["jittor_s"] / row["jittor_proposed_s"], 3)})
         rate = max(rate, t.ask("conv_rate")["result"])
         row.update({"ratio": round(row["jittor_s"] / row["torch_s"], 3), "conv_gflop_step": round(flops / 1e9, 3),
                     "machine_conv_gflops": round(rate / 1e9, 1),
@@ -236,10 +258,24 @@ def bench_setting(name: str, threads: int, steps: int, check: bool, profile: int
         if profile:
             row["profile"] = {w.framework: summarize_profile(w.ask("profile", profile)["result"])
                               for w in (j, t)}
+        if parts:
+            row["parts"] = time_parts(j, t, parts)
         return row
     finally:
-        j.close()
-        t.close()
+        for w in (j, t, jp):
+            if w is not None:
+                w.close()
+
+
+def time_parts(j: Worker, t: Worker, reps: int, rounds: int = 3) -> dict:
+    """tools/step_bench_parts.py on both sides, `rounds` alternating rounds of `reps` calls each:
+    {part: {"jittor": s, "torch": s}} (medians over the rounds)."""
+    runs: dict[str, list[dict]] = {"jittor": [], "torch": []}
+    for i in range(rounds):
+        for w in ((j, t) if i % 2 == 0 else (t, j)):
+            runs[w.framework].append(w.ask("parts", reps)["result"])
+    return {part: {fw: round(statistics.median(r[part] for r in rs), 4) for fw, rs in runs.items()}
+            for part in runs["jittor"][0]}
 
 
 # ============================================================================ report
@@ -249,6 +285,9 @@ HEADER = (f"{'setting':>8} {'size':>8} {'batch':>5} {'thr':>3} | {'jittor s':>8}
 
 def table_line(r: dict) -> str:
     steady = f"{'yes' if r['steady'] else 'NO'} ({r['warmup_rounds']} rounds)"
+    if "proposed_ratio" in r:
+        steady += (f"; jittor with proposals {r['jittor_proposed_s']:.3f} s, J/T {r['proposed_ratio']:.2f},"
+                   f" {r['proposed_speedup']:.2f}x faster than without")
     return (f"{r['setting']:>8} {r['size']:>8} {r['batch']:>5} {r['threads']:>3} | {r['jittor_s']:>8.3f}"
             f" {r['torch_s']:>8.3f} {r['ratio']:>5.2f} | {r['conv_gflop_step']:>6.2f}"
             f" {r['machine_conv_gflops']:>9.1f} {r['jittor_conv_share']:>7.1%} {r['torch_conv_share']:>7.1%}"
@@ -285,6 +324,13 @@ def print_profile(r: dict, top: int = 12) -> None:
             print(f"    {x['seconds']:8.4f} {x['seconds'] / max(p['kernel_s'], 1e-9):6.1%} x{x['calls']:<5} {x['op']}")
 
 
+def print_parts(r: dict) -> None:
+    if "parts" in r:
+        print(f"  parts ({r['setting']}, {r['threads']} thread(s)), s per step: jittor, torch, J/T")
+        for part, v in r["parts"].items():
+            print(f"    {part:<18} {v['jittor']:8.4f} {v['torch']:8.4f} {v['jittor'] / max(v['torch'], 1e-9):6.2f}")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--which", default="demo,half", help="comma list of: demo, half, tiny")
@@ -292,27 +338,38 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed rounds after the steady window")
     parser.add_argument("--max-rounds", type=int, default=WARMUP_MAX_STEPS, help="warm-up rounds at most")
     parser.add_argument("--profile", type=int, default=0, help="also profile N steps of each side")
+    parser.add_argument("--parts", type=int, default=0,
+                        help="also time the step's parts alone (tools/step_bench_parts.py), N calls each")
+    parser.add_argument("--jittor-proposals", default="",
+                        help="comma list (leaky, upsample): also time, in the same lockstep, a Jittor"
+                             " worker with the cheaper ops of tools/step_bench_jittor.py patched in")
     parser.add_argument("--no-check", action="store_true", help="skip the mirror's output comparison")
     parser.add_argument("--json", default="", help="also write the rows to this file")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     threads = [int(x) for x in args.threads.split(",")]
     if args.worker:
-        return worker(args.worker, args.which, threads[0])
+        return worker(args.worker, args.which, threads[0],
+                      [p for p in args.jittor_proposals.split(",") if p])
     names = args.which.split(",")
     for name in names:
         if name not in SETTINGS:
             parser.error(f"--which {name!r}: use {', '.join(SETTINGS)}")
     print(f"jittor vs pytorch, same GAN step interleaved; load average {os.getloadavg()[0]:.2f}"
           f" on {os.cpu_count()} cores", flush=True)
+    if args.jittor_proposals:
+        print(f"a third worker runs Jittor with the proposed ops patched in: {args.jittor_proposals}"
+              " (tools/step_bench_jittor.py; not what the project runs yet)", flush=True)
     print(HEADER, flush=True)
     rows = []
     for name in names:
         for n in threads:
             rows.append(bench_setting(name, n, args.steps, not args.no_check, args.profile,
-                                      max_rounds=args.max_rounds))
+                                      args.parts, max_rounds=args.max_rounds,
+                                      proposals=args.jittor_proposals))
             print(table_line(rows[-1]), flush=True)
             print_profile(rows[-1])
+            print_parts(rows[-1])
     for line in verdicts(rows):
         print(line, flush=True)
     if args.json:

@@ -61,11 +61,11 @@ def test_a_model_key_neither_mirrored_nor_pinned_is_refused(monkeypatch):
 class FakeWorker:
     """A worker whose step times are given; records the order of the calls."""
 
-    def __init__(self, framework, times, log):
-        self.framework, self.times, self.log = framework, list(times), log
+    def __init__(self, label, times, log):
+        self.label, self.times, self.log = label, list(times), log
 
     def ask(self, cmd):
-        self.log.append(self.framework)
+        self.log.append(self.label)
         return {"s": self.times.pop(0)}
 
 
@@ -73,7 +73,7 @@ def test_lockstep_alternates_and_waits_until_both_are_steady():
     log = []
     j = FakeWorker("jittor", [9.0, 1.5, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], log)
     t = FakeWorker("torch", [3.0, 2.0, 2.0, 2.6, 2.0, 2.0, 2.0, 2.0, 2.0], log)
-    r = sb.lockstep(j, t, steps=2, max_rounds=20, max_seconds=100)
+    r = sb.lockstep([j, t], steps=2, max_rounds=20, max_seconds=100)
     # jittor is steady after round 5 (1.0 x 3), torch only after round 7 (2.0 x 3 after the 2.6)
     assert r["steady"] and r["warmup_rounds"] == 7
     assert log[:4] == ["jittor", "torch", "torch", "jittor"]
@@ -84,9 +84,17 @@ def test_lockstep_gives_up_after_max_rounds_and_leaves_out_the_first_step():
     log = []
     j = FakeWorker("jittor", [50.0, 1.0, 2.0, 1.0, 2.0], log)
     t = FakeWorker("torch", [1.0] * 5, log)
-    r = sb.lockstep(j, t, steps=1, max_rounds=4, max_seconds=100)
+    r = sb.lockstep([j, t], steps=1, max_rounds=4, max_seconds=100)
     assert not r["steady"] and r["warmup_rounds"] == 4
     assert r["jittor_s"] == 1.5 and r["jittor_spread"] == 1.0  # 50 s (compilation) not in the window
+
+
+def test_lockstep_rotates_three_workers():
+    log = []
+    workers = [FakeWorker(k, [1.0] * 4, log) for k in ("jittor", "torch", "jittor_proposed")]
+    r = sb.lockstep(workers, steps=1, max_rounds=3, max_seconds=100)
+    assert log[:6] == ["jittor", "torch", "jittor_proposed", "torch", "jittor_proposed", "jittor"]
+    assert r["jittor_proposed_s"] == 1.0 and r["warmup_rounds"] == 3
 
 
 def test_verdicts_take_the_worst_thread_setting():
