@@ -22,6 +22,14 @@ TINY = [
 ]
 
 
+# The demo's style mechanisms off: they need the style code, so a test without the VAE
+# (`model.use_vae=false`) adds these.
+NO_STYLE = ("model.style_shuffle=0", "model.style_modulation=false", "model.style_stats=false",
+            "model.style_palette=0", "model.noise=false")
+# The demo's colour losses off (a test of the base loss terms).
+NO_COLOUR_LOSSES = ("loss.colour_stats=0", "loss.colour_class=0", "loss.colour_lowpass=0")
+
+
 def tiny_config(*extra: str):
     """The demo config shrunk to 32x48 images and a few thousand parameters."""
     return load_config(Path(__file__).resolve().parents[2] / "configs" / "demo.toml",

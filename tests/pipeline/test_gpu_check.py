@@ -15,7 +15,7 @@ import pytest
 from pipeline.checkpoint import list_checkpoints, read_checkpoint
 from pipeline.train import run_train
 
-from .model_testutil import tiny_config
+from .model_testutil import NO_STYLE, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,7 @@ def test_cuda_training_step_agrees_with_cpu(sample_preprocessed, tmp_path):
     runs = {}
     for device in ("cpu", "cuda"):
         cfg = tiny_config("train.max_steps=1", f'device="{device}"', "model.use_vae=false",
-                          "model.hint_dropout=0.0")
+                          "model.hint_dropout=0.0", *NO_STYLE)
         result = run_train(cfg, sample_preprocessed, tmp_path / device, progress=False)
         runs[device] = (read_checkpoint(list_checkpoints(tmp_path / device)[-1][1])[0],
                         result.manifest["extra"]["last_losses"])

@@ -89,9 +89,9 @@ def test_changing_the_reference_moves_the_output_colours_towards_it():
     image's colours move towards the new reference, class by class (no training needed: the hint
     colours reach the output directly and through every SPADE block)."""
     from pipeline.model.ganmodel import GANModel
-    from tests.pipeline.model_testutil import H, W, tiny_config
+    from tests.pipeline.model_testutil import NO_STYLE, H, W, tiny_config
 
-    cfg = tiny_config("model.use_vae=false")
+    cfg = tiny_config("model.use_vae=false", *NO_STYLE)
     jt.set_global_seed(0)
     model = GANModel(cfg, H, W, for_training=False)
     lab = np.zeros((1, H, W), np.int64)

@@ -19,7 +19,7 @@ from pipeline.model.losses import VGG19_CONVS, load_vgg19  # noqa: E402
 from pipeline.model.normalization import SNConv2d  # noqa: E402
 from pipeline.train import Trainer, batch_to_vars  # noqa: E402
 
-from .model_testutil import H, W, tiny_config  # noqa: E402
+from .model_testutil import NO_COLOUR_LOSSES, NO_STYLE, H, W, tiny_config  # noqa: E402
 
 
 def _vars(seed=0, b=2):
@@ -58,7 +58,7 @@ def test_output_shapes(kind, keys):
 
 
 def test_without_vae_the_label_map_is_the_input():
-    cfg = tiny_config("model.use_vae=false")
+    cfg = tiny_config("model.use_vae=false", *NO_STYLE)
     model = GANModel(cfg, H, W, log=lambda m: None)
     assert model.encoder is None and "encoder" not in model.networks()
     batch = _vars()
@@ -78,7 +78,7 @@ def test_spectral_norm_divides_by_the_largest_singular_value():
 
 def test_a_few_steps_lower_the_losses():
     cfg = tiny_config("train.lr_g=0.002", "train.lr_d=0.002", "loss.edge_gan=0",
-                      "loss.contrastive=0")
+                      "loss.contrastive=0", *NO_COLOUR_LOSSES)
     trainer = Trainer(cfg, jt, H, W, log=lambda m: None)
     batch = _vars()
     history = [trainer.train_step(batch, 1.0) for _ in range(12)]
