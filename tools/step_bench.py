@@ -38,8 +38,9 @@ from pathlib import Path
 from pipeline.bench import WARMUP_MAX_SECONDS, WARMUP_MAX_STEPS, WARMUP_TOLERANCE, WARMUP_WINDOW, spread
 from pipeline.core.config import CONFIG_DIR, load_config
 
+from .step_bench_report import HEADER, print_parts, print_profile, summarize_profile, table_line, verdicts
+
 ROOT = Path(__file__).resolve().parent.parent
-GOAL = 0.9  # Jittor / PyTorch step time (issue 11)
 MIRROR_TOLERANCE = 1e-3  # largest |torch - jittor| / largest |jittor| of an output
 TAG = "STEP-BENCH "  # a worker's reply line
 # The network mirrored, pinned: a new default elsewhere cannot change what is compared. The ECGAN
@@ -47,19 +48,24 @@ TAG = "STEP-BENCH "  # a worker's reply line
 # the network of issue 11's measurements; weights are copied from Jittor's, so `init` is moot.
 PINNED = ['model.kind="ecgan"', 'model.param_free_norm="instance"', "model.use_vae=true",
           "model.edge_attention=true", "model.semantic_module=true", "model.class_hints=true",
-          "model.hint_skip=true", "model.spectral_norm=true", "model.spectral_norm_g=false",
-          'model.upsample="nearest"', "model.style_shuffle=0", "model.style_modulation=false",
-          "model.style_stats=false", "model.style_palette=0.0", "model.noise=false",
-          "loss.vgg=0", 'loss.vgg_weights=""', "loss.edge_gan=0", "loss.contrastive=0",
+          "model.hint_skip=true", "model.spectral_norm=true", 'model.upsample="nearest"',
+          "model.style_shuffle=0", "model.style_modulation=false", "model.style_stats=false",
+          "model.style_palette=0.0", "model.noise=false", "loss.vgg=0", 'loss.vgg_weights=""',
           "loss.colour_stats=0", "loss.colour_class=0", "loss.colour_lowpass=0", "loss.colour_hist=0",
           'device="cpu"']
+# The recipe items: off in "demo" / "half" (issue 11's network), as base.toml has them in the
+# "-recipe" settings (spectral norm in G and E, edge discriminator, pixel contrastive loss).
+RECIPE_OFF = ["model.spectral_norm_g=false", "loss.edge_gan=0", "loss.contrastive=0"]
+RECIPE_ON = ["model.spectral_norm_g=true", "loss.edge_gan=1.0", "loss.contrastive=1.0"]
 HALF = ["data.height=192", "data.width=256", "train.batch_size=1", "model.ngf=32", "model.ndf=32",
         "model.nef=32", "model.edge_nc=32", "model.spade_hidden=64", "model.z_dim=128",
         "model.encoder_size=128"]
 TINY = ["data.height=32", "data.width=48", "train.batch_size=2", "model.num_up=3", "model.ngf=8",
         "model.max_mult=4", "model.spade_hidden=8", "model.z_dim=8", "model.nef=4",
         "model.encoder_size=16", "model.ndf=8", "model.d_layers=2", "model.edge_nc=4"]
-SETTINGS = {"demo": ("demo.toml", []), "half": ("base.toml", HALF), "tiny": ("demo.toml", TINY)}
+SETTINGS = {"demo": ("demo.toml", RECIPE_OFF), "half": ("base.toml", HALF + RECIPE_OFF),
+            "tiny": ("demo.toml", TINY + RECIPE_OFF), "demo-recipe": ("demo.toml", RECIPE_ON),
+            "half-recipe": ("base.toml", HALF + RECIPE_ON), "tiny-recipe": ("demo.toml", TINY + RECIPE_ON)}
 
 
 # The model/loss keys tools/torch_mirror.py implements.
@@ -67,10 +73,10 @@ MIRRORED_MODEL_KEYS = {
     "kind", "num_classes", "ngf", "num_up", "max_mult", "spade_hidden", "param_free_norm", "use_vae",
     "z_dim", "nef", "encoder_size", "edge_attention", "edge_nc", "semantic_module", "class_hints",
     "hint_dropout", "hint_min_pixels", "hint_skip", "ndf", "d_layers", "d_scales", "spectral_norm",
-    "init", "init_gain", "style_hist_bins"}  # init: weights copied; hist bins: unused (style_stats off)
-MIRRORED_LOSS_KEYS = {"gan", "feat", "kld", "edge", "vgg", "refined", "vgg_weights",
-                      "contrastive_temperature", "contrastive_pixels", "contrastive_scales",
-                      "colour_lowpass_factor", "colour_hist_bins"}  # the last five: their terms off
+    "init", "init_gain", "style_hist_bins", "spectral_norm_g"}  # init: weights copied; hist bins: unused
+MIRRORED_LOSS_KEYS = {"gan", "feat", "kld", "edge", "vgg", "refined", "vgg_weights", "edge_gan",
+                      "contrastive", "contrastive_temperature", "contrastive_pixels", "contrastive_scales",
+                      "colour_lowpass_factor", "colour_hist_bins"}  # the last two: their terms off
 
 
 def unmirrored_keys(cfg) -> list[str]:
@@ -289,62 +295,10 @@ def time_parts(j: Worker, t: Worker, reps: int, rounds: int = 3) -> dict:
             for part in runs["jittor"][0]}
 
 
-# ============================================================================ report
-HEADER = (f"{'setting':>8} {'size':>8} {'batch':>5} {'thr':>3} | {'jittor s':>8} {'torch s':>8}"
-          f" {'J/T':>5} | {'GFLOP':>6} {'peak GF/s':>9} {'J %peak':>7} {'T %peak':>7} | steady")
-
-
-def table_line(r: dict) -> str:
-    steady = f"{'yes' if r['steady'] else 'NO'} ({r['warmup_rounds']} rounds)"
-    if "proposed_ratio" in r:
-        steady += (f"; jittor with proposals {r['jittor_proposed_s']:.3f} s, J/T {r['proposed_ratio']:.2f},"
-                   f" {r['proposed_speedup']:.2f}x faster than without")
-    return (f"{r['setting']:>8} {r['size']:>8} {r['batch']:>5} {r['threads']:>3} | {r['jittor_s']:>8.3f}"
-            f" {r['torch_s']:>8.3f} {r['ratio']:>5.2f} | {r['conv_gflop_step']:>6.2f}"
-            f" {r['machine_conv_gflops']:>9.1f} {r['jittor_conv_share']:>7.1%} {r['torch_conv_share']:>7.1%}"
-            f" | {steady}")
-
-
-def verdicts(rows: list[dict]) -> list[str]:
-    """One line per setting: its Jittor/PyTorch ratio at each thread setting (both frameworks at
-    the same threads), PASS when every one is within GOAL."""
-    out = []
-    for name in dict.fromkeys(r["setting"] for r in rows):
-        ratios = {r["threads"]: r["ratio"] for r in rows if r["setting"] == name}
-        worst = max(ratios.values())
-        verdict = "PASS" if worst <= GOAL else "MISS"
-        out.append(f"jittor / pytorch step, {name}: " + ", ".join(f"{v:.2f}x at {k} thread(s)"
-                   for k, v in ratios.items()) + f" (goal <= {GOAL}x at each) {verdict}")
-    return out
-
-
-def summarize_profile(rows: list[dict], top: int = 40) -> dict:
-    """A side's profile rows (op, seconds per step, calls) -> the kernel total, its conv part
-    (oneDNN convolutions and their gradients) and the `top` slowest rows."""
-    total = sum(x["seconds"] for x in rows)
-    conv = sum(x["seconds"] for x in rows if "conv" in x["op"])
-    return {"kernel_s": round(total, 4), "conv_s": round(conv, 4), "other_s": round(total - conv, 4),
-            "top": [{**x, "seconds": round(x["seconds"], 4)} for x in rows[:top]]}
-
-
-def print_profile(r: dict, top: int = 12) -> None:
-    for fw, p in r.get("profile", {}).items():
-        print(f"  {fw} profile ({r['setting']}, {r['threads']} thread(s)): kernels {p['kernel_s']:.3f} s/step"
-              f" (conv {p['conv_s']:.3f}, other {p['other_s']:.3f}) of a {r[fw + '_s']:.3f} s step; top:")
-        for x in p["top"][:top]:
-            print(f"    {x['seconds']:8.4f} {x['seconds'] / max(p['kernel_s'], 1e-9):6.1%} x{x['calls']:<5} {x['op']}")
-
-
-def print_parts(r: dict) -> None:
-    if "parts" in r:
-        print(f"  parts ({r['setting']}, {r['threads']} thread(s)), s per step: jittor, torch, J/T")
-        for part, v in r["parts"].items():
-            print(f"    {part:<18} {v['jittor']:8.4f} {v['torch']:8.4f} {v['jittor'] / max(v['torch'], 1e-9):6.2f}")
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--which", default="demo,half", help="comma list of: demo, half, tiny")
+    parser.add_argument("--which", default="demo,half",
+                        help="comma list of: demo, half, tiny, and each with -recipe (base.toml's ECGAN recipe on)")
     parser.add_argument("--threads", default="1,2", help="comma list of thread counts (each framework alike)")
     parser.add_argument("--steps", type=int, default=6, help="timed rounds after the steady window")
     parser.add_argument("--max-rounds", type=int, default=WARMUP_MAX_STEPS, help="warm-up rounds at most")

@@ -104,9 +104,13 @@ class JittorSide:
             arrays.update({f"out/g_{k}": v.numpy() for k, v in outputs.items()})
             model.discriminator.eval()  # no power-iteration update: the dumped weight_u is the one used
             feats = model.discriminator(jt.concat([seg, outputs["image"]], dim=1))
+            edge_d = getattr(model.discriminator, "edge", None)
+            edge_feats = edge_d(jt.concat([seg, outputs["edge"]], dim=1)) if edge_d is not None else []
             model.discriminator.train()
         for s, fs in enumerate(feats):
             arrays.update({f"out/d{s}_{i}": f.numpy() for i, f in enumerate(fs)})
+        for s, fs in enumerate(edge_feats):
+            arrays.update({f"out/e{s}_{i}": f.numpy() for i, f in enumerate(fs)})
         np.savez(path, **arrays)
 
     # ------------------------------------------------------------------ profile

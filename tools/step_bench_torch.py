@@ -48,6 +48,37 @@ def feature_matching(fake_outputs, real_outputs):
     return total / len(fake_outputs)
 
 
+def supervised_contrastive(feats, labels: np.ndarray, temperature: float):
+    """pipeline.model.contrastive.supervised_contrastive."""
+    m = labels.shape[0]
+    same = (labels[:, None] == labels[None, :]) & ~np.eye(m, dtype=bool)
+    has_pos = same.any(axis=1)
+    if not has_pos.any():
+        return torch.zeros(1)
+    f = feats / (feats.square().sum(1, keepdim=True).sqrt() + 1e-8)
+    logits = f @ f.T / temperature
+    logits = logits - logits.max(1, keepdim=True).values.detach()
+    not_self = torch.from_numpy((~np.eye(m, dtype=bool)).astype(np.float32))
+    log_prob = logits - torch.log((logits.exp() * not_self).sum(1, keepdim=True))
+    pos = same.astype(np.float32)
+    per_anchor = (log_prob * torch.from_numpy(pos)).sum(1) / torch.from_numpy(np.maximum(pos.sum(1), 1))
+    return -(per_anchor * torch.from_numpy(has_pos.astype(np.float32) / has_pos.sum())).sum()
+
+
+def multiscale_contrastive(features, label_map: np.ndarray, pixels: int, temperature: float):
+    """pipeline.model.contrastive.multiscale_contrastive (pixels drawn with numpy's global RNG)."""
+    total = 0.0
+    for feat in features:
+        b, c, h, w = feat.shape
+        sy, sx = label_map.shape[1] // h, label_map.shape[2] // w
+        small = label_map[:, sy // 2::sy, sx // 2::sx][:, :h, :w]
+        pos = np.stack([np.random.choice(h * w, size=min(pixels, h * w), replace=False) for _ in range(b)])
+        flat = (np.arange(b)[:, None] * (h * w) + pos).reshape(-1)
+        rows = feat.permute(0, 2, 3, 1).reshape(b * h * w, c)[torch.from_numpy(flat)]
+        total = total + supervised_contrastive(rows, small.reshape(-1)[flat], temperature)
+    return total / max(1, len(features))
+
+
 def kld(mu, logvar):
     return -0.5 * (1 + logvar - mu * mu - logvar.exp()).sum() / mu.shape[0]
 
@@ -66,9 +97,12 @@ class TorchTrainer:
         self.cfg, self.step_index = cfg, 0
         torch.manual_seed(cfg.seed)
         self.generator = tm.Generator(mc, height, width)
-        self.encoder = tm.StyleEncoder(mc.nef, mc.z_dim, mc.encoder_size) if mc.use_vae else None
+        self.encoder = (tm.StyleEncoder(mc.nef, mc.z_dim, mc.encoder_size, mc.spectral_norm_g)
+                        if mc.use_vae else None)
+        self.edge_gan = mc.kind == "ecgan" and cfg.loss.edge_gan > 0
         self.discriminator = tm.MultiscaleDiscriminator(
-            mc.num_classes + 3, mc.ndf, mc.d_layers, mc.d_scales, mc.spectral_norm)
+            mc.num_classes + 3, mc.ndf, mc.d_layers, mc.d_scales, mc.spectral_norm,
+            edge_in_nc=mc.num_classes + 1 if self.edge_gan else 0)
         self.ema_generator = copy.deepcopy(self.generator).eval()
         self.ema_encoder = copy.deepcopy(self.encoder).eval() if mc.use_vae else None
         for ema in (self.ema_generator, self.ema_encoder):
@@ -108,7 +142,8 @@ class TorchTrainer:
             hints = tm.class_hints(real, seg, mc.hint_min_pixels)
             if mc.hint_dropout > 0:
                 hints = hints * (torch.rand(hints.shape[0], hints.shape[1], 1) >= mc.hint_dropout).float()
-        outputs = self.generator(seg, z, hints)
+        outputs = self.generator(seg, z, hints, features=lc.contrastive_scales if lc.contrastive > 0 else 0)
+        features = outputs.pop("features", None)
         fakes = [outputs["image"]] + ([outputs["refined"]] if "refined" in outputs else [])
         scales = [1.0, lc.refined][:len(fakes)]
         losses = {}
@@ -121,14 +156,31 @@ class TorchTrainer:
             losses["g_kld"] = kld(mu, logvar)
         if "edge" in outputs and lc.edge > 0:
             losses["g_edge"] = edge_bce(outputs["edge"], batch["edge"])
-        weights = {"g_gan": lc.gan, "g_feat": lc.feat, "g_kld": lc.kld, "g_edge": lc.edge}
-        return losses, sum(weights[k] * v for k, v in losses.items()), fakes
+        if self.edge_gan and "edge" in outputs:
+            fake, real_out = self._discriminate_edges(seg, outputs["edge"], batch["edge"])
+            losses["g_edge_gan"] = multiscale(lambda x: -x.mean(), fake)
+            if lc.feat > 0:
+                losses["g_edge_feat"] = feature_matching(fake, real_out)
+        if features is not None:
+            losses["g_contrast"] = multiscale_contrastive(
+                features, seg.argmax(1).numpy(), lc.contrastive_pixels, lc.contrastive_temperature)
+        weights = {"g_gan": lc.gan, "g_feat": lc.feat, "g_kld": lc.kld, "g_edge": lc.edge,
+                   "g_edge_gan": lc.edge_gan * lc.gan, "g_edge_feat": lc.edge_gan * lc.feat,
+                   "g_contrast": lc.contrastive}
+        return losses, sum(weights[k] * v for k, v in losses.items()), fakes, outputs
+
+    def _discriminate_edges(self, seg, fake_edge, real_edge):
+        b = seg.shape[0]
+        out = self.discriminator.edge(torch.cat([torch.cat([seg, fake_edge], 1),
+                                                 torch.cat([seg, real_edge], 1)], 0))
+        return [[f[:b] for f in feats] for feats in out], [[f[b:] for f in feats] for feats in out]
 
     def train_step(self, batch: dict) -> dict[str, float]:
         """One G and one D update and the EMA update; returns the loss values (read back)."""
         torch.manual_seed(self.cfg.seed + self.step_index)
+        np.random.seed(self.cfg.seed + self.step_index)  # the contrastive loss's pixels
         self.discriminator.requires_grad_(False)  # the G update computes no D weight gradients
-        g_losses, total, fakes = self._generator_losses(batch)
+        g_losses, total, fakes, outputs = self._generator_losses(batch)
         self.opt_g.zero_grad(set_to_none=True)
         total.backward()
         self.opt_g.step()
@@ -138,8 +190,12 @@ class TorchTrainer:
         d_losses = {"d_real": multiscale(lambda x: F.relu(1.0 - x).mean(), d_out[-1]),
                     "d_fake": sum(multiscale(lambda x: F.relu(1.0 + x).mean(), d)
                                   for d in d_out[:-1]) / len(fakes)}
+        if self.edge_gan and "edge" in outputs:
+            fake, real_out = self._discriminate_edges(seg, outputs["edge"].detach(), batch["edge"])
+            d_losses["d_edge_fake"] = multiscale(lambda x: F.relu(1.0 + x).mean(), fake)
+            d_losses["d_edge_real"] = multiscale(lambda x: F.relu(1.0 - x).mean(), real_out)
         self.opt_d.zero_grad(set_to_none=True)
-        (d_losses["d_real"] + d_losses["d_fake"]).backward()
+        sum(d_losses.values()).backward()
         self.opt_d.step()
         self.update_ema(warmup_ema_decay(self.step_index, self.cfg.train.ema_decay))
         self.step_index += 1
@@ -245,8 +301,11 @@ class TorchSide:
         ours.update({f"g_{k}": v for k, v in t.generator(seg, z, hints).items()})
         t.discriminator.eval()
         feats = t.discriminator(torch.cat([seg, torch.from_numpy(f["out/g_image"])], 1))
-        t.discriminator.train()
         ours.update({f"d{s}_{i}": v for s, fs in enumerate(feats) for i, v in enumerate(fs)})
+        if t.discriminator.edge is not None:
+            feats = t.discriminator.edge(torch.cat([seg, torch.from_numpy(f["out/g_edge"])], 1))
+            ours.update({f"e{s}_{i}": v for s, fs in enumerate(feats) for i, v in enumerate(fs)})
+        t.discriminator.train()
         missing = sorted(k for k in f.files if k.startswith("out/") and k[4:] not in ours)
         if missing:
             raise RuntimeError(f"the mirror produced no {missing} (tools/torch_mirror.py is behind "

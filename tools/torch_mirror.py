@@ -78,18 +78,25 @@ def stage_widths(ngf, num_up, max_mult):
     return [ngf * min(max_mult, 2 ** (num_up - i)) for i in range(num_up + 1)]
 
 
+def conv2d(cin, cout, k, stride=1, padding=0, bias=True, spectral=False):
+    """pipeline.model.normalization.conv2d: spectral-normalised when asked, else a plain conv."""
+    if spectral:
+        return SNConv2d(cin, cout, k, stride=stride, padding=padding, bias=bias)
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=bias)
+
+
 class SPADEResBlock(nn.Module):
-    def __init__(self, fin, fout, label_nc, hidden, norm):
+    def __init__(self, fin, fout, label_nc, hidden, norm, spectral=False):
         super().__init__()
         fmid = min(fin, fout)
         self.learned_shortcut = fin != fout
         self.norm_0 = SPADE(fin, label_nc, hidden, norm)
-        self.conv_0 = nn.Conv2d(fin, fmid, 3, padding=1)
+        self.conv_0 = conv2d(fin, fmid, 3, padding=1, spectral=spectral)
         self.norm_1 = SPADE(fmid, label_nc, hidden, norm)
-        self.conv_1 = nn.Conv2d(fmid, fout, 3, padding=1)
+        self.conv_1 = conv2d(fmid, fout, 3, padding=1, spectral=spectral)
         if self.learned_shortcut:
             self.norm_s = SPADE(fin, label_nc, hidden, norm)
-            self.conv_s = nn.Conv2d(fin, fout, 1, bias=False)
+            self.conv_s = conv2d(fin, fout, 1, bias=False, spectral=spectral)
 
     def forward(self, x, seg):
         xs = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
@@ -163,7 +170,7 @@ class Generator(nn.Module):
             self.fc = nn.Conv2d(label_nc, widths[0], 3, padding=1)
         self.blocks = nn.ModuleList(
             [SPADEResBlock(widths[max(0, i - 1)], widths[i], cond_nc, mc.spade_hidden,
-                           mc.param_free_norm) for i in range(mc.num_up + 1)])
+                           mc.param_free_norm, mc.spectral_norm_g) for i in range(mc.num_up + 1)])
         self.conv_img = nn.Conv2d(widths[-1], 3, 3, padding=1)
         self.ecgan = mc.kind == "ecgan"
         self.edge_attention = self.ecgan and mc.edge_attention
@@ -178,7 +185,7 @@ class Generator(nn.Module):
             if self.semantic:
                 self.spm = SemanticPreservingModule(widths[-1], label_nc)
 
-    def forward(self, seg, z=None, hints=None):
+    def forward(self, seg, z=None, hints=None, features=0):
         cond, skip = seg, 0.0
         if self.class_hints:
             if hints is None:
@@ -193,6 +200,7 @@ class Generator(nn.Module):
         else:
             x = self.fc(F.interpolate(seg, size=small, mode="nearest"))
         e = self.edge_in(F.interpolate(seg, size=small, mode="nearest")) if self.ecgan else None
+        stages = []
         for i, block in enumerate(self.blocks):
             if i > 0:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
@@ -203,8 +211,11 @@ class Generator(nn.Module):
                 e = self.edge_blocks[i](e, seg)
                 if self.edge_attention:
                     x = x * (1 + torch.sigmoid(self.attention[i](e)))
+            stages.append(x)
         feat = F.leaky_relu(x, 0.2)
         out = {"image": torch.tanh(self.conv_img(feat) + skip)}
+        if features > 0:
+            out["features"] = stages[-features:]
         if self.ecgan:
             out["edge"] = torch.sigmoid(self.conv_edge(e))
             if self.semantic:
@@ -214,12 +225,13 @@ class Generator(nn.Module):
 
 # ============================================================================ encoder, discriminator
 class StyleEncoder(nn.Module):
-    def __init__(self, nef, z_dim, size):
+    def __init__(self, nef, z_dim, size, spectral=False):
         super().__init__()
         self.size = size
         layers, cin = [], 3
         for w in [nef * min(8, 2**i) for i in range(int(math.log2(size)) - 2)]:
-            layers += [nn.Conv2d(cin, w, 3, stride=2, padding=1), nn.InstanceNorm2d(w, affine=True),
+            layers += [conv2d(cin, w, 3, stride=2, padding=1, spectral=spectral),
+                       nn.InstanceNorm2d(w, affine=True),
                        nn.LeakyReLU(0.2)]
             cin = w
         self.convs = nn.Sequential(*layers)
@@ -256,10 +268,14 @@ class PatchDiscriminator(nn.Module):
 
 
 class MultiscaleDiscriminator(nn.Module):
-    def __init__(self, in_nc, ndf, layers, scales, spectral):
+    """edge_in_nc > 0: `self.edge`, ECGAN's edge discriminator (labels ++ edge map), inside."""
+
+    def __init__(self, in_nc, ndf, layers, scales, spectral, edge_in_nc=0):
         super().__init__()
         self.nets = nn.ModuleList([PatchDiscriminator(in_nc, ndf, layers, spectral)
                                    for _ in range(scales)])
+        self.edge = (MultiscaleDiscriminator(edge_in_nc, ndf, layers, scales, spectral)
+                     if edge_in_nc > 0 else None)
 
     def forward(self, x):
         out = []
