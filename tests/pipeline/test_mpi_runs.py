@@ -35,10 +35,11 @@ MPIRUN, MPICC = shutil.which("mpirun"), shutil.which("mpicc")
 needs_mpi = pytest.mark.skipif(
     not (MPIRUN and MPICC),
     reason="OpenMPI is not installed (no mpirun/mpicc on the PATH): `make mpi-setup` installs it")
-# Deterministic (no VAE noise and no hint dropout: each rank draws those for its own samples, the
-# same distribution but not the numbers one process draws) and batch norm, the one normalisation
-# whose statistics cross the ranks: the config of the 2 ranks vs 1 process test.
-EQUIVALENT = ("model.use_vae=false", *NO_STYLE, "model.hint_dropout=0.0",
+# Deterministic (no VAE noise, no hint dropout, no contrastive loss's sampled pixels: each rank
+# draws those for its own samples, the same distribution but not the numbers one process draws)
+# and batch norm, the one normalisation whose statistics cross the ranks: the config of the
+# 2 ranks vs 1 process test.
+EQUIVALENT = ("model.use_vae=false", *NO_STYLE, "model.hint_dropout=0.0", "loss.contrastive=0",
               'model.param_free_norm="batch"', "train.max_steps=3", "train.checkpoint_every=1",
               "train.sample_every=2")
 LONG = ("train.epochs=100", "train.max_steps=500", "train.checkpoint_every=1000",
