@@ -33,14 +33,16 @@ from pathlib import Path
 from pipeline.core.artifacts import atomic_write_json
 from pipeline.core.errors import ArtifactError
 
-# Default tolerances for a new baseline: absolute, in each term's own unit.
+# Default tolerances for a new baseline: absolute, in each term's own unit; about twice the
+# largest difference of seeds 1 and 2 from seed 0 at the CI setting (docs/benchmarks.md): the
+# drift a run shows on another platform. On the baseline's own platform the check is exact.
 DEFAULT_TOLERANCES = {
-    "score": (0.05, True),
-    "mask_accuracy": (0.06, True),
-    "style": (0.08, True),
-    "aesthetic": (0.05, True),
-    "fid": (25.0, False),
-    "kid": (0.05, False),  # informative (not in the A formula); lower is better
+    "score": (0.006, True),
+    "mask_accuracy": (0.025, True),
+    "style": (0.09, True),
+    "aesthetic": (0.035, True),
+    "fid": (11.0, False),
+    "kid": (0.015, False),  # informative (not in the A formula); lower is better
 }
 
 
