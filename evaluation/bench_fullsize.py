@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.core.artifacts import atomic_write_json
 from pipeline.core.config import load_config
 
 from . import evaluate as evaluate_mod
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.rmtree(work, ignore_errors=True)
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out_path, result)  # never a half-written file
     _print(result, out_path)
     return result
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import cv2
 
-from pipeline.core.imageio import encode_jpeg, read_photo
+from pipeline.core.imageio import BadFile, encode_jpeg, read_photo
 
 
 def at_size(rgb, width: int, height: int):
@@ -51,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp.mkdir(parents=True)
     try:
         for name in names:
-            rgb, _ = read_photo(a.src / name)
+            try:
+                rgb, _ = read_photo(a.src / name)
+            except BadFile as exc:
+                raise SystemExit(f"error: {a.src / name}: {exc}; replace or remove it") from None
             (tmp / name).write_bytes(encode_jpeg(at_size(rgb, width, height), a.quality))
         tmp.rename(a.out)
     except BaseException:

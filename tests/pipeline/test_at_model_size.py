@@ -46,3 +46,13 @@ def test_folder_names_from_another_folder_and_written_complete(tmp_path):
         main([str(src), str(out), "--size", "16x12"])  # exists: refused
     with pytest.raises(SystemExit):
         main([str(src), str(tmp_path / "o2"), "--size", "sixteen"])
+
+
+def test_a_bad_photo_is_named_and_nothing_is_left(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "bad.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(SystemExit) as exc:
+        main([str(src), str(tmp_path / "out"), "--size", "16x12"])
+    assert str(src / "bad.jpg") in str(exc.value)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["src"]  # no half-written folder
