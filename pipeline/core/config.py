@@ -65,6 +65,10 @@ class ModelConfig:
     hint_dropout: float = 0.3  # training: share of classes whose hint is hidden (taught to do without)
     hint_min_pixels: int = 16  # a class covering fewer pixels of the reference gives no hint
     hint_skip: bool = True  # the hint colours also enter right before the output tanh
+    # > 0: the colour entering before the output tanh is, per pixel, a random reference pixel of
+    # the same class (its spread about the class mean scaled by this), not the flat class mean
+    hint_texture: float = 0.0
+    hint_texture_learnt: bool = False  # that scale is a parameter trained with the generator
     ndf: int = 64  # discriminator base width
     d_layers: int = 4  # conv layers per PatchGAN
     d_scales: int = 2  # multi-scale discriminator: number of PatchGANs

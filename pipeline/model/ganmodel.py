@@ -184,7 +184,8 @@ class GANModel(nn.Module):
         seg, real = batch["seg"], batch["image"]
         z, mu, logvar = self._style(self.encoder, real, sample=True)
         outputs = self.generator(seg, z, self._train_hints(real, seg),
-                                 features=lc.contrastive_scales if lc.contrastive > 0 else 0)
+                                 features=lc.contrastive_scales if lc.contrastive > 0 else 0,
+                                 ref=real, ref_seg=seg)
         features = outputs.pop("features", None)
         fakes = self._fakes(outputs)
         # The refined image's image losses are scaled by loss.refined relative to the first image.
@@ -299,4 +300,4 @@ class GANModel(nn.Module):
                 from .hints import class_hints
 
                 hints = class_hints(ref, ref_seg, self.model_cfg.hint_min_pixels)
-            return gen(seg, z, hints)
+            return gen(seg, z, hints, ref=ref, ref_seg=ref_seg)

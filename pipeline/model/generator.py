@@ -138,6 +138,10 @@ class Generator(nn.Module):
         label_nc = mc.num_classes
         self.class_hints = mc.class_hints
         self.hint_skip = mc.class_hints and mc.hint_skip
+        # class texture (model.hint_texture): only where the hint colours reach the output
+        self.texture = mc.hint_texture  # config checks: the hint colours reach the output
+        self.texture_gain = (jt.array([float(mc.hint_texture)])
+                             if self.texture > 0 and mc.hint_texture_learnt else None)
         cond_nc = label_nc + (4 if mc.class_hints else 0)  # what SPADE sees: labels (+ hint map)
         if mc.use_vae:
             self.fc = nn.Linear(mc.z_dim, widths[0] * self.sh * self.sw)
@@ -195,10 +199,24 @@ class Generator(nn.Module):
             return hint_logits(hint_map)
         return 0.0
 
-    def execute(self, seg, z=None, hints=None, features: int = 0):
+    def _textured(self, hint_map, seg, ref, ref_seg):
+        """The hint map whose colours carry the reference's spread within each class
+        (model.hint_texture; pipeline.model.hints.class_texture), for the output skip only:
+        the SPADE blocks keep seeing the flat class means."""
+        if self.texture <= 0 or ref is None or ref_seg is None:
+            return hint_map
+        from .hints import class_texture
+
+        texture = class_texture(ref, ref_seg, seg, hint_map, self.is_training())
+        gain = self.texture_gain if self.texture_gain is not None else self.texture
+        return jt.concat([hint_map[:, :3] + gain * texture, hint_map[:, 3:]], dim=1)
+
+    def execute(self, seg, z=None, hints=None, features: int = 0, ref=None, ref_seg=None):
         """seg: one-hot (B, K, H, W); z: style code (B, z_dim) when use_vae; hints: class colour
         hints (B, K, 4) when model.class_hints (pipeline.model.hints; None = none known).
-        features > 0: out["features"] holds the last `features` stages' feature maps."""
+        features > 0: out["features"] holds the last `features` stages' feature maps.
+        ref, ref_seg: the reference photo (B, 3, H', W') and its one-hot map, for
+        model.hint_texture (None: flat class colours)."""
         cond, hint_map = seg, None
         if self.class_hints:
             from .hints import no_hints, paint_hints
@@ -226,7 +244,8 @@ class Generator(nn.Module):
                     x = x * (1 + jt.sigmoid(self.attention[i](e)))
             stages.append(x)
         feat = nn.leaky_relu(x, 0.2)
-        skip = self._colour_offset(seg, z, hint_map)
+        skip_hints = hint_map if hints is None else self._textured(hint_map, seg, ref, ref_seg)
+        skip = self._colour_offset(seg, z, skip_hints)
         out = {"image": jt.tanh(self.conv_img(feat) + skip)}
         if features > 0:
             out["features"] = stages[-features:]

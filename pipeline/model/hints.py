@@ -12,6 +12,7 @@ also learns to draw the classes a reference lacks from the style code.
 from __future__ import annotations
 
 import jittor as jt
+import numpy as np
 
 
 def class_hints(image, seg, min_pixels: int):
@@ -53,3 +54,44 @@ def hint_logits(hint_map):
 def no_hints(seg):
     """All-absent hints for a batch of maps (a reference without a label map)."""
     return jt.zeros((seg.shape[0], seg.shape[1], 4))
+
+
+def _uniform(b: int, n: int, training: bool, salt: int):
+    """(b, n) uniform [0, 1) draws: Jittor's seeded generator while training, a fixed array
+    otherwise (generation is deterministic and independent of the batch's position)."""
+    if training:
+        return jt.rand((b, n))
+    fixed = np.random.default_rng([n, salt]).random((1, n)).astype(np.float32)
+    return jt.array(np.repeat(fixed, b, axis=0))
+
+
+def class_texture(ref, ref_seg, seg, hint_map, training: bool):
+    """(B, 3, H, W) texture residuals: every pixel of seg takes the colour of a random pixel of
+    the same class in the reference ref (B, 3, H', W') under its own map ref_seg (one-hot), minus
+    that class's hint colour; 0 where the pixel's class has no hint (hint_map's presence channel:
+    absent, too small or dropped).
+
+    The hint map gives each class its reference mean colour; this adds the reference's spread
+    around that mean (model.hint_texture): the output's colour histogram per class is then the
+    reference's, which a flat mean colour is not (a flat class colour puts all its pixels into
+    one histogram bin). Sampling: the reference pixels are sorted by class, in a random order
+    within each class (sort key: class + a uniform draw / 2); a pixel of class c takes entry
+    offset_c + floor(u * count_c) of that order.
+    """
+    b, k, h, w = seg.shape
+    if ref.shape[2:] != ref_seg.shape[2:]:
+        ref = jt.nn.interpolate(ref, size=ref_seg.shape[2:], mode="bilinear")
+    n_ref = ref_seg.shape[2] * ref_seg.shape[3]
+    ref_cls = jt.argmax(ref_seg.reshape(b, k, n_ref), dim=1)[0].float32()  # (B, n_ref)
+    order, _ = jt.argsort(ref_cls + 0.5 * _uniform(b, n_ref, training, 1), dim=1)
+    counts = ref_seg.reshape(b, k, n_ref).sum(dim=2)  # (B, K)
+    offsets = jt.cumsum(counts, dim=1) - counts
+    cls = jt.argmax(seg.reshape(b, k, h * w), dim=1)[0]  # (B, HW)
+    cnt, off = counts.gather(1, cls), offsets.gather(1, cls)
+    u = _uniform(b, h * w, training, 2)
+    pos = off + jt.minimum((u * cnt).floor(), jt.maximum(cnt - 1, 0))
+    pos = jt.minimum(pos, n_ref - 1).int32()  # a class the reference lacks (no hint) stays in range
+    src = order.gather(1, pos)  # (B, HW): flat index of the sampled reference pixel
+    colours = ref.reshape(b, 3, n_ref).gather(2, src.unsqueeze(1).repeat(1, 3, 1))
+    present = hint_map[:, 3:4]
+    return ((colours.reshape(b, 3, h, w) - hint_map[:, :3]) * present).stop_grad()
