@@ -1,7 +1,7 @@
 """Jittor vs PyTorch on the same GAN training step, timed interleaved on this machine.
 
     python -m tools.step_bench [--which demo,half] [--threads 1,2] [--steps N] [--json FILE]
-                               [--profile N] [--parts N] [--jittor-proposals leaky,upsample]
+                               [--profile N] [--parts N] [--jittor-previous leaky,upsample]
                                [--no-check]
 
 The Jittor side is the project's own Trainer (pipeline/train, pipeline/model) built as
@@ -102,7 +102,7 @@ def setting_config(name: str, threads: int):
 
 
 # ============================================================================ worker process
-def worker(framework: str, name: str, threads: int, proposals: list[str]) -> None:
+def worker(framework: str, name: str, threads: int, previous: list[str]) -> None:
     """Build one side and answer the parent's commands (one json line each on stdin)."""
     from pipeline.bench import _synthetic
 
@@ -113,7 +113,7 @@ def worker(framework: str, name: str, threads: int, proposals: list[str]) -> Non
         from .step_bench_jittor import JittorSide as Side
     else:
         from .step_bench_torch import TorchSide as Side
-    side = Side(cfg, batch, proposals) if proposals else Side(cfg, batch)
+    side = Side(cfg, batch, previous) if previous else Side(cfg, batch)
     reply = {"state": side.state_shapes(), "build_s": time.perf_counter() - t0,
              "jittor_loaded": "jittor" in sys.modules, "torch_loaded": "torch" in sys.modules}
     print(TAG + json.dumps(reply), flush=True)
@@ -137,15 +137,15 @@ def worker(framework: str, name: str, threads: int, proposals: list[str]) -> Non
 class Worker:
     """A worker process of one framework, its replies read line by line."""
 
-    def __init__(self, framework: str, name: str, threads: int, proposals: str = ""):
+    def __init__(self, framework: str, name: str, threads: int, previous: str = ""):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT))
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # what pipeline.jt_env gives Jittor: both alike
         self.framework = framework
-        self.label = framework + ("_proposed" if proposals else "")  # its key in the results
+        self.label = framework + ("_previous" if previous else "")  # its key in the results
         self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tools.step_bench", "--worker", framework, "--which", name,
-             "--threads", str(threads), "--jittor-proposals", proposals], cwd=ROOT, env=env, text=True,
+             "--threads", str(threads), "--jittor-previous", previous], cwd=ROOT, env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
 
     def read(self) -> dict:
@@ -225,13 +225,13 @@ def lockstep(workers: list, steps: int, max_rounds: int, max_seconds: float) -> 
 
 def bench_setting(name: str, threads: int, steps: int, check: bool, profile: int, parts: int = 0,
                   max_rounds: int = WARMUP_MAX_STEPS, max_seconds: float = 2 * WARMUP_MAX_SECONDS,
-                  proposals: str = "") -> dict:
+                  previous: str = "") -> dict:
     """Both workers of one setting at `threads`: mirror checks, conv FLOPs and rate, the
     interleaved timing (and --profile rows); one result row."""
     cfg = setting_config(name, threads)
     load0 = os.getloadavg()[0]
     j, t = Worker("jittor", name, threads), Worker("torch", name, threads)
-    jp = Worker("jittor", name, threads, proposals) if proposals else None
+    jp = Worker("jittor", name, threads, previous) if previous else None
     try:
         jr, tr = j.read(), t.read()
         if jp is not None:
@@ -241,7 +241,7 @@ def bench_setting(name: str, threads: int, steps: int, check: bool, profile: int
         params = compare_state(jr["state"], tr["state"])
         row = {"setting": name, "size": f"{cfg.data.width}x{cfg.data.height}",
                "batch": cfg.train.batch_size, "threads": threads, "params": params,
-               "jittor_proposals": proposals,
+               "jittor_previous": previous,
                "build_s": {"jittor": round(jr["build_s"], 2), "torch": round(tr["build_s"], 2)}}
         if check:
             with tempfile.TemporaryDirectory(prefix="step-bench-") as tmp:
@@ -254,16 +254,16 @@ def bench_setting(name: str, threads: int, steps: int, check: bool, profile: int
                                    f" on the same weights (max |diff| / max |value|): {bad}")
         flops = t.ask("conv_flops")["result"]["step"]
         rate = t.ask("conv_rate")["result"]
-        if jp is not None:  # its outputs on the same weights: the proposals change no value
+        if jp is not None:  # its outputs on the same weights: the project's ops change no value
             with tempfile.TemporaryDirectory(prefix="step-bench-") as tmp:
                 jp.ask("dump", f"{tmp}/jittor.npz")
-                row["proposed_max_rel_diff"] = max(t.ask("check", f"{tmp}/jittor.npz")["result"].values())
+                row["previous_max_rel_diff"] = max(t.ask("check", f"{tmp}/jittor.npz")["result"].values())
         row.update(lockstep([j, t] + ([jp] if jp else []), steps, max_rounds, max_seconds))
         if jp is not None:
-            row.update({"proposed_ratio": row["jittor_proposed_paired_ratio"],
-                        "proposed_speedup": round(statistics.median(
-                            a / b for a, b in zip(row["jittor_all_s"][row["timed_from_round"]:],
-                                                  row["jittor_proposed_all_s"][row["timed_from_round"]:])), 3)})
+            row.update({"previous_ratio": row["jittor_previous_paired_ratio"],
+                        "previous_speedup": round(statistics.median(
+                            b / a for a, b in zip(row["jittor_all_s"][row["timed_from_round"]:],
+                                                  row["jittor_previous_all_s"][row["timed_from_round"]:])), 3)})
         rate = max(rate, t.ask("conv_rate")["result"])
         row.update({"ratio": row["jittor_paired_ratio"],
                     "ratio_of_medians": round(row["jittor_s"] / row["torch_s"], 3),
@@ -305,9 +305,9 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", type=int, default=0, help="also profile N steps of each side")
     parser.add_argument("--parts", type=int, default=0,
                         help="also time the step's parts alone (tools/step_bench_parts.py), N calls each")
-    parser.add_argument("--jittor-proposals", default="",
+    parser.add_argument("--jittor-previous", default="",
                         help="comma list (leaky, upsample): also time, in the same lockstep, a Jittor"
-                             " worker with the cheaper ops of tools/step_bench_jittor.py patched in")
+                             " worker with jittor.nn's own ops in place of pipeline/model/ops.py's")
     parser.add_argument("--no-check", action="store_true", help="skip the mirror's output comparison")
     parser.add_argument("--json", default="", help="also write the rows to this file")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
@@ -315,23 +315,23 @@ def main(argv=None) -> None:
     threads = [int(x) for x in args.threads.split(",")]
     if args.worker:
         return worker(args.worker, args.which, threads[0],
-                      [p for p in args.jittor_proposals.split(",") if p])
+                      [p for p in args.jittor_previous.split(",") if p])
     names = args.which.split(",")
     for name in names:
         if name not in SETTINGS:
             parser.error(f"--which {name!r}: use {', '.join(SETTINGS)}")
     print(f"jittor vs pytorch, same GAN step interleaved; load average {os.getloadavg()[0]:.2f}"
           f" on {os.cpu_count()} cores", flush=True)
-    if args.jittor_proposals:
-        print(f"a third worker runs Jittor with the proposed ops patched in: {args.jittor_proposals}"
-              " (tools/step_bench_jittor.py; not what the project runs yet)", flush=True)
+    if args.jittor_previous:
+        print(f"a third worker runs Jittor with jittor.nn's own ops in place of pipeline/model/ops.py's:"
+              f" {args.jittor_previous}", flush=True)
     print(HEADER, flush=True)
     rows = []
     for name in names:
         for n in threads:
             rows.append(bench_setting(name, n, args.steps, not args.no_check, args.profile,
                                       args.parts, max_rounds=args.max_rounds,
-                                      proposals=args.jittor_proposals))
+                                      previous=args.jittor_previous))
             print(table_line(rows[-1]), flush=True)
             print_profile(rows[-1])
             print_parts(rows[-1])

@@ -12,50 +12,29 @@ from collections import defaultdict
 import numpy as np
 
 
-# ============================================================================ proposals
-# Cheaper Jittor formulations of ops pipeline/model uses, same values and gradients, measured on
-# the real step by `--jittor-proposals` before they are written into pipeline/model.
-def fast_leaky_relu(x, scale=0.01):
-    """= nn.leaky_relu (jt.ternary(x > 0, x, x * scale)) for 0 <= scale <= 1, gradient included
-    (scale at 0 too); one maximum instead of a compare + ternary, in both passes."""
-    import jittor as jt
-
-    return jt.maximum(x, x * scale)
-
-
-def upsample2x_nearest(x):
-    """= nn.interpolate(x, scale_factor=2, mode="nearest"): an integer-index reindex (Jittor's
-    interpolate computes float source coordinates and floors them per element)."""
-    b, c, h, w = x.shape
-    return x.reindex([b, c, 2 * h, 2 * w], ["i0", "i1", "i2/2", "i3/2"])
-
-
-def apply_proposals(names: list[str]) -> None:
-    """Route jittor.nn's leaky ReLU ("leaky") and/or 2x nearest upsampling ("upsample") to the
-    formulations above, for the networks built after this call (this process only)."""
+# ============================================================================ previous ops
+def apply_previous(names: list[str]) -> None:
+    """Route pipeline/model/ops.py's leaky ReLU ("leaky") and/or 2x nearest upsampling
+    ("upsample") back to jittor.nn's own ops (what the project used before), for the networks
+    built after this call (this process only): the third worker of `--jittor-previous`."""
     from jittor import nn
+
+    from pipeline.model import ops
 
     unknown = set(names) - {"leaky", "upsample"}
     if unknown:
-        raise SystemExit(f"--jittor-proposals {sorted(unknown)}: use leaky, upsample")
+        raise SystemExit(f"--jittor-previous {sorted(unknown)}: use leaky, upsample")
     if "leaky" in names:
-        class FastLeakyReLU(nn.Module):
-            def __init__(self, scale=0.01):
+        class PreviousLeakyReLU(nn.Module):
+            def __init__(self, scale=0.2):
                 self.scale = scale
 
             def execute(self, x):
-                return fast_leaky_relu(x, self.scale)
+                return nn.leaky_relu(x, self.scale)
 
-        nn.leaky_relu, nn.LeakyReLU = fast_leaky_relu, FastLeakyReLU
+        ops.leaky_relu, ops.LeakyReLU = nn.leaky_relu, PreviousLeakyReLU
     if "upsample" in names:
-        interpolate = nn.interpolate
-
-        def routed(x, size=None, scale_factor=None, mode="bilinear", *args, **kwargs):
-            if size is None and scale_factor == 2 and mode == "nearest" and not args and not kwargs:
-                return upsample2x_nearest(x)
-            return interpolate(x, size, scale_factor, mode, *args, **kwargs)
-
-        nn.interpolate = routed
+        ops.upsample2x = lambda x: nn.interpolate(x, scale_factor=2, mode="nearest")
 
 
 class JittorSide:
@@ -63,11 +42,11 @@ class JittorSide:
 
     framework = "jittor"
 
-    def __init__(self, cfg, batch: dict, proposals: list[str] = ()):
+    def __init__(self, cfg, batch: dict, previous: list[str] = ()):
         from pipeline.jt_env import setup_jittor
 
         self.jt = setup_jittor("cpu", cfg.threads)
-        apply_proposals(list(proposals))
+        apply_previous(list(previous))
         from pipeline.train import Trainer, batch_to_vars
 
         self.cfg = cfg

@@ -11,8 +11,8 @@ also learns to draw the classes a reference lacks from the style code.
 
 from __future__ import annotations
 
-import jittor as jt
 import numpy as np
+import jittor as jt
 
 
 def class_hints(image, seg, min_pixels: int):

@@ -104,7 +104,8 @@ class SPADE(nn.Module):
 
     def execute(self, x, seg, z=None):
         normalized = self.norm(x)
-        seg = nn.interpolate(seg, size=x.shape[2:], mode="nearest")
+        if seg.shape[2:] != x.shape[2:]:  # the generator passes it resized once per stage
+            seg = nn.interpolate(seg, size=x.shape[2:], mode="nearest")
         actv = self.shared(seg)
         gamma, beta = self.gamma(actv), self.beta(actv)
         if self.style is not None and z is not None:

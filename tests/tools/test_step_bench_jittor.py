@@ -1,9 +1,7 @@
-"""The cheaper Jittor ops tools/step_bench.py --jittor-proposals measures: same values and
-gradients as the ops pipeline/model uses now, against numpy."""
+"""tools/step_bench_jittor.py: `--jittor-previous` routes pipeline/model/ops.py back to
+jittor.nn's own ops (for the networks built after it), and profile rows are named by their ops."""
 
 from __future__ import annotations
-
-import numpy as np
 
 from pipeline.jt_env import setup_jittor
 
@@ -11,31 +9,24 @@ jt = setup_jittor("cpu")
 
 from jittor import nn  # noqa: E402
 
-from tools.step_bench_jittor import fast_leaky_relu, op_kind, upsample2x_nearest  # noqa: E402
+from pipeline.model import ops  # noqa: E402
+from tools.step_bench_jittor import apply_previous, op_kind  # noqa: E402
 
 
-def test_fast_leaky_relu_matches_numpy_values_and_gradient():
-    x = np.random.default_rng(0).normal(size=(2, 3, 5, 7)).astype(np.float32)
-    x[0, 0, 0, :3] = 0.0  # the kink: both give slope 0.2 there
-    w = np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
-    for fn in (fast_leaky_relu, nn.leaky_relu):
-        xv = jt.array(x)
-        y = fn(xv, 0.2)
-        (g,) = jt.grad((y * jt.array(w)).sum(), [xv])
-        np.testing.assert_allclose(y.numpy(), np.where(x > 0, x, 0.2 * x), rtol=1e-6)
-        np.testing.assert_allclose(g.numpy(), np.where(x > 0, 1.0, 0.2) * w, rtol=1e-6)
-
-
-def test_upsample2x_nearest_matches_numpy_and_interpolate():
-    x = np.random.default_rng(2).normal(size=(2, 3, 5, 7)).astype(np.float32)
-    ref = x.repeat(2, axis=2).repeat(2, axis=3)
-    xv = jt.array(x)
-    y = upsample2x_nearest(xv)
-    np.testing.assert_array_equal(y.numpy(), ref)
-    np.testing.assert_array_equal(nn.interpolate(xv, scale_factor=2, mode="nearest").numpy(), ref)
-    w = np.random.default_rng(3).normal(size=ref.shape).astype(np.float32)
-    (g,) = jt.grad((y * jt.array(w)).sum(), [xv])
-    np.testing.assert_allclose(g.numpy(), w.reshape(2, 3, 5, 2, 7, 2).sum(axis=(3, 5)), rtol=1e-5, atol=1e-6)
+def test_apply_previous_routes_the_ops_back_to_jittor_nn(monkeypatch):
+    for name in ("leaky_relu", "LeakyReLU", "upsample2x"):
+        monkeypatch.setattr(ops, name, getattr(ops, name))  # restored after the test
+    calls = []
+    monkeypatch.setattr(nn, "leaky_relu", lambda x, s: calls.append("leaky") or jt.maximum(x, x * s))
+    real = nn.interpolate
+    monkeypatch.setattr(nn, "interpolate", lambda x, **kw: calls.append("interpolate") or real(x, **kw))
+    x = jt.ones((1, 1, 2, 2))
+    ops.leaky_relu(x, 0.2), ops.LeakyReLU(0.2)(x), ops.upsample2x(x)
+    assert calls == []
+    apply_previous(["leaky", "upsample"])
+    ops.leaky_relu(x, 0.2), ops.LeakyReLU(0.2)(x)
+    assert ops.upsample2x(x).shape == [1, 1, 4, 4]
+    assert calls == ["leaky", "leaky", "interpolate"]
 
 
 def test_profile_rows_are_named_by_their_ops():
