@@ -69,6 +69,9 @@ class ModelConfig:
     # the same class (its spread about the class mean scaled by this), not the flat class mean
     hint_texture: float = 0.0
     hint_texture_learnt: bool = False  # that scale is a parameter trained with the generator
+    # > 0: pixels of a class without a hint get the spread of a random pixel of the whole
+    # reference about its mean colour, times this, added before the output tanh
+    hint_texture_absent: float = 0.0
     ndf: int = 64  # discriminator base width
     d_layers: int = 4  # conv layers per PatchGAN
     d_scales: int = 2  # multi-scale discriminator: number of PatchGANs

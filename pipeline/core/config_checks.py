@@ -60,11 +60,12 @@ def value_problems(cfg: Any) -> list[tuple[str, str]]:
         problems.append(("model.num_classes", "the competition's label maps have 29 classes"))
     if not 0.0 <= m.hint_dropout < 1.0:
         problems.append(("model.hint_dropout", "must be in [0, 1)"))
-    if m.hint_texture < 0:
-        problems.append(("model.hint_texture", "must be >= 0 (0 = off)"))
-    if m.hint_texture > 0 and not (m.class_hints and (m.hint_skip or (m.use_vae and m.style_palette > 0))):
-        problems.append(("model.hint_texture", "needs the hint colours at the output: set"
-                         " model.class_hints and model.hint_skip (or model.style_palette) on"))
+    for key in ("hint_texture", "hint_texture_absent"):
+        if getattr(m, key) < 0:
+            problems.append((f"model.{key}", "must be >= 0 (0 = off)"))
+        elif getattr(m, key) > 0 and not (m.class_hints and (m.hint_skip or (m.use_vae and m.style_palette > 0))):
+            problems.append((f"model.{key}", "needs the hint colours at the output: set"
+                             " model.class_hints and model.hint_skip (or model.style_palette) on"))
     if cfg.threads < 0:
         problems.append(("threads", "must be >= 0 (0 = the cores available to the process)"))
     for key, value in (("data.height", d.height), ("data.width", d.width)):

@@ -144,6 +144,7 @@ class Generator(nn.Module):
         self.texture = mc.hint_texture  # config checks: the hint colours reach the output
         self.texture_gain = (jt.array([float(mc.hint_texture)])
                              if self.texture > 0 and mc.hint_texture_learnt else None)
+        self.texture_absent = mc.hint_texture_absent  # classes without a hint: the whole reference's spread
         cond_nc = label_nc + (4 if mc.class_hints else 0)  # what SPADE sees: labels (+ hint map)
         if mc.use_vae:
             self.fc = nn.Linear(mc.z_dim, widths[0] * self.sh * self.sw)
@@ -202,16 +203,22 @@ class Generator(nn.Module):
         return 0.0
 
     def _textured(self, hint_map, seg, ref, ref_seg):
-        """The hint map whose colours carry the reference's spread within each class
-        (model.hint_texture; pipeline.model.hints.class_texture), for the output skip only:
-        the SPADE blocks keep seeing the flat class means."""
-        if self.texture <= 0 or ref is None or ref_seg is None:
-            return hint_map
+        """(hint map for the output skip, pre-tanh offset for classes without a hint).
+
+        model.hint_texture: the hint colours carry the reference's spread within each class
+        (pipeline.model.hints.class_texture); the SPADE blocks keep seeing the flat class means.
+        model.hint_texture_absent: pixels of a class without a hint get the spread of a random
+        pixel of the whole reference about its mean, added before the output tanh."""
+        if (self.texture <= 0 and self.texture_absent <= 0) or ref is None or ref_seg is None:
+            return hint_map, 0.0
         from .hints import class_texture
 
-        texture = class_texture(ref, ref_seg, seg, hint_map, self.is_training())
-        gain = self.texture_gain if self.texture_gain is not None else self.texture
-        return jt.concat([hint_map[:, :3] + gain * texture, hint_map[:, 3:]], dim=1)
+        hinted, absent = class_texture(ref, ref_seg, seg, hint_map, self.is_training(),
+                                       absent=self.texture_absent > 0)
+        if self.texture > 0:
+            gain = self.texture_gain if self.texture_gain is not None else self.texture
+            hint_map = jt.concat([hint_map[:, :3] + gain * hinted, hint_map[:, 3:]], dim=1)
+        return hint_map, (0.0 if absent is None else self.texture_absent * absent)
 
     def execute(self, seg, z=None, hints=None, features: int = 0, ref=None, ref_seg=None):
         """seg: one-hot (B, K, H, W); z: style code (B, z_dim) when use_vae; hints: class colour
@@ -250,8 +257,8 @@ class Generator(nn.Module):
                     x = x * (1 + jt.sigmoid(self.attention[i](e)))
             stages.append(x)
         feat = ops.leaky_relu(x, 0.2)
-        skip_hints = hint_map if hints is None else self._textured(hint_map, seg, ref, ref_seg)
-        skip = self._colour_offset(seg, z, skip_hints)
+        skip_hints, absent = (hint_map, 0.0) if hints is None else self._textured(hint_map, seg, ref, ref_seg)
+        skip = self._colour_offset(seg, z, skip_hints) + absent
         out = {"image": jt.tanh(self.conv_img(feat) + skip)}
         if features > 0:
             out["features"] = stages[-features:]

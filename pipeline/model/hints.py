@@ -65,7 +65,7 @@ def _uniform(b: int, n: int, training: bool, salt: int):
     return jt.array(np.repeat(fixed, b, axis=0))
 
 
-def class_texture(ref, ref_seg, seg, hint_map, training: bool):
+def class_texture(ref, ref_seg, seg, hint_map, training: bool, absent: bool = False):
     """(B, 3, H, W) texture residuals: every pixel of seg takes the colour of a random pixel of
     the same class in the reference ref (B, 3, H', W') under its own map ref_seg (one-hot), minus
     that class's hint colour; 0 where the pixel's class has no hint (hint_map's presence channel:
@@ -77,6 +77,11 @@ def class_texture(ref, ref_seg, seg, hint_map, training: bool):
     one histogram bin). Sampling: the reference pixels are sorted by class, in a random order
     within each class (sort key: class + a uniform draw / 2); a pixel of class c takes entry
     offset_c + floor(u * count_c) of that order.
+
+    Returns (hinted, absent_spread): absent_spread is None unless `absent`; then it holds, where
+    the pixel's class has no hint (model.hint_texture_absent), a random pixel of the whole
+    reference minus the reference's mean colour, and 0 where it has one. A class drawn flat puts
+    its whole area into one histogram bin, which the style term punishes most.
     """
     b, k, h, w = seg.shape
     if ref.shape[2:] != ref_seg.shape[2:]:
@@ -94,4 +99,10 @@ def class_texture(ref, ref_seg, seg, hint_map, training: bool):
     src = order.gather(1, pos)  # (B, HW): flat index of the sampled reference pixel
     colours = ref.reshape(b, 3, n_ref).gather(2, src.unsqueeze(1).repeat(1, 3, 1))
     present = hint_map[:, 3:4]
-    return ((colours.reshape(b, 3, h, w) - hint_map[:, :3]) * present).stop_grad()
+    hinted = ((colours.reshape(b, 3, h, w) - hint_map[:, :3]) * present).stop_grad()
+    if not absent:
+        return hinted, None
+    flat = ref.reshape(b, 3, n_ref)
+    anywhere = jt.minimum((_uniform(b, h * w, training, 3) * n_ref).floor(), n_ref - 1).int32()
+    spread = flat.gather(2, anywhere.unsqueeze(1).repeat(1, 3, 1)) - flat.mean(dim=2, keepdims=True)
+    return hinted, (spread.reshape(b, 3, h, w) * (1 - present)).stop_grad()

@@ -39,8 +39,31 @@ def _case(seed=0, h=12, w=16):
 
 
 def _texture(ref, ref_labels, labels, hint_map, training=False):
-    return class_texture(jt.array(ref), _onehot(ref_labels), _onehot(labels), hint_map,
-                         training).numpy()
+    hinted, absent = class_texture(jt.array(ref), _onehot(ref_labels), _onehot(labels), hint_map,
+                                   training)
+    assert absent is None
+    return hinted.numpy()
+
+
+def test_absent_classes_get_the_whole_reference_spread():
+    """model.hint_texture_absent: a pixel whose class has no hint gets a random pixel of the whole
+    reference minus the reference's mean; hinted pixels get 0 there."""
+    ref, ref_labels, labels, hint_map = _case(4)
+    hinted, absent = class_texture(jt.array(ref), _onehot(ref_labels), _onehot(labels), hint_map,
+                                   False, absent=True)
+    np.testing.assert_array_equal(hinted.numpy(), _texture(ref, ref_labels, labels, hint_map))
+    absent = absent.numpy()
+    for i in range(2):
+        pixels = ref[i].reshape(3, -1).T
+        mean = pixels.mean(axis=0)
+        for y, x in np.ndindex(*labels.shape[1:]):
+            if labels[i, y, x] < 3:
+                np.testing.assert_array_equal(absent[i, :, y, x], 0)
+            else:
+                assert np.abs(pixels - mean - absent[i, :, y, x]).max(axis=1).min() < 1e-5, (i, y, x)
+    a2 = class_texture(jt.array(ref), _onehot(ref_labels), _onehot(labels), hint_map, False,
+                       absent=True)[1].numpy()
+    np.testing.assert_array_equal(absent, a2)  # fixed when generating
 
 
 def test_each_pixel_takes_a_reference_pixel_of_its_own_class():
@@ -80,9 +103,9 @@ def test_fixed_when_generating_fresh_in_training():
     assert np.abs(t1 - t2).mean() > 0.05
 
 
-def _generator(texture: float, learnt: bool = False):
+def _generator(texture: float, learnt: bool = False, absent: float = 0.0):
     cfg = tiny_config("model.style_palette=0", "model.class_hints=true", "model.hint_skip=true",
-                      f"model.hint_texture={texture}",
+                      f"model.hint_texture={texture}", f"model.hint_texture_absent={absent}",
                       f"model.hint_texture_learnt={str(learnt).lower()}")
     jt.set_global_seed(0, different_seed_for_mpi=False)
     gen = Generator(cfg.model, H, W)
@@ -119,6 +142,29 @@ def test_texture_lifts_the_style_of_an_untrained_generator():
     assert scores[1.0] > 0.6, scores
 
 
+def test_absent_spread_reaches_the_output_only_where_the_class_has_no_hint():
+    """The untrained generator (output conv drawing nothing) with hint_texture_absent: hinted
+    pixels are as without it; pixels of a class the reference lacks vary by the reference's
+    spread (pre-tanh), where without it they are flat."""
+    rng = np.random.default_rng(5)
+    labels = np.zeros((1, H, W), np.int64)
+    labels[:, H // 2:] = 5  # class 5: hinted; class 0 (top half): the reference lacks it
+    ref_labels = np.full((1, H, W), 5, np.int64)
+    ref = rng.uniform(-0.5, 0.5, (1, 3, H, W)).astype(np.float32)
+    seg, ref_seg, ref_v = _onehot(labels, 29), _onehot(ref_labels, 29), jt.array(ref)
+    hints = class_hints(ref_v, ref_seg, 16)
+    images = {}
+    for absent in (0.0, 1.0):
+        gen = _generator(1.0, absent=absent)
+        images[absent] = gen(seg, jt.zeros((1, gen.z_dim)), hints, ref=ref_v,
+                             ref_seg=ref_seg)["image"].numpy()[0]
+    top, bottom = slice(0, H // 2), slice(H // 2, H)
+    np.testing.assert_array_equal(images[0.0][:, bottom], images[1.0][:, bottom])
+    assert images[0.0][:, top].std() < 1e-6
+    spread = np.arctanh(images[1.0][:, top]).reshape(3, -1).std(axis=1)
+    np.testing.assert_allclose(spread, ref.reshape(3, -1).std(axis=1), rtol=0.2)
+
+
 def test_learnt_scale_is_a_generator_parameter_only_when_asked():
     names = lambda g: {k for k in g.state_dict()}  # noqa: E731
     assert "texture_gain" in names(_generator(0.5, learnt=True))
@@ -132,3 +178,5 @@ def test_config_refuses_a_texture_without_the_hint_colours_at_the_output():
         tiny_config("model.hint_texture=1", "model.hint_skip=false", "model.style_palette=0")
     with pytest.raises(Exception, match="model.hint_texture"):
         tiny_config("model.hint_texture=-1")
+    with pytest.raises(Exception, match="model.hint_texture_absent"):
+        tiny_config("model.hint_texture_absent=1", "model.hint_skip=false", "model.style_palette=0")
