@@ -79,9 +79,14 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.10 is needed (set PYTHON=...)" if sys.version_info < (3, 10) else 0)'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
-	@echo "compiling Jittor's core once (minutes on a laptop CPU; cached in $(JITTOR_HOME))"
-	$(PY) -c 'from pipeline.jt_env import setup_jittor; jt = setup_jittor("auto"); print("jittor", jt.__version__, "cuda" if jt.flags.use_cuda else "cpu")'
+	@# Jittor (pyproject's pins) first; its core compiles in the background while the rest installs
+	$(PY) -m pip install --quiet $$(grep -oE '"(jittor|numpy)[^"]*"' pyproject.toml | tr -d '"')
+	@echo "compiling Jittor's core once (minutes on a laptop CPU; cached in $(JITTOR_HOME)) while the rest installs"
+	@$(PY) -c 'from pipeline.jt_env import setup_jittor; jt = setup_jittor("auto"); print("jittor", jt.__version__, "cuda" if jt.flags.use_cuda else "cpu")' \
+	    > $(VENV)/jittor-compile.log 2>&1 & compile=$$!; \
+	$(PY) -m pip install --quiet -e . || { kill $$compile; exit 1; }; \
+	if wait $$compile; then tail -n 1 $(VENV)/jittor-compile.log; \
+	else cat $(VENV)/jittor-compile.log; echo "Jittor's core did not compile (log above: $(VENV)/jittor-compile.log)"; exit 1; fi
 	@touch $@
 
 setup: $(STAMP) ## create .venv and install everything (done by every other target on first use)
