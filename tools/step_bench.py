@@ -50,7 +50,8 @@ PINNED = ['model.kind="ecgan"', 'model.param_free_norm="instance"', "model.use_v
           "model.edge_attention=true", "model.semantic_module=true", "model.class_hints=true",
           "model.hint_skip=true", "model.spectral_norm=true", 'model.upsample="nearest"',
           "model.style_shuffle=0", "model.style_modulation=false", "model.style_stats=false",
-          "model.style_palette=0.0", "model.noise=false", "loss.vgg=0", 'loss.vgg_weights=""',
+          "model.style_palette=0.0", "model.noise=false", "model.hint_texture=0",
+          "model.hint_texture_learnt=false", "model.hint_texture_absent=0", "loss.vgg=0", 'loss.vgg_weights=""',
           "loss.colour_stats=0", "loss.colour_class=0", "loss.colour_lowpass=0", "loss.colour_hist=0",
           'device="cpu"']
 # The recipe items: off in "demo" / "half" (issue 11's network), as base.toml has them in the

@@ -26,6 +26,9 @@ TINY = [
 # (`model.use_vae=false`) adds these.
 NO_STYLE = ("model.style_shuffle=0", "model.style_modulation=false", "model.style_stats=false",
             "model.style_palette=0", "model.noise=false")
+# The demo's texture keys off (their draws come from each rank's own generator: a test that
+# compares a multi-process run with a single-process one needs them off)
+NO_TEXTURE = ("model.hint_texture=0", "model.hint_texture_absent=0")
 # The demo's colour losses off (a test of the base loss terms).
 NO_COLOUR_LOSSES = ("loss.colour_stats=0", "loss.colour_class=0", "loss.colour_lowpass=0")
 

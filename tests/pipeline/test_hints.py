@@ -63,9 +63,9 @@ def test_drop_hides_whole_classes_at_about_the_rate():
 @pytest.mark.parametrize("hints_on", [True, False])
 def test_generator_sees_the_hint_map_only_when_configured(hints_on):
     from pipeline.model.generator import Generator
-    from tests.pipeline.model_testutil import tiny_config
+    from tests.pipeline.model_testutil import NO_TEXTURE, tiny_config
 
-    cfg = tiny_config(f"model.class_hints={str(hints_on).lower()}")
+    cfg = tiny_config(f"model.class_hints={str(hints_on).lower()}", *([] if hints_on else NO_TEXTURE))
     gen = Generator(cfg.model, 32, 48)
     assert gen.blocks[0].norm_0.shared[0].in_channels == 29 + (4 if hints_on else 0)
 

@@ -30,7 +30,8 @@ GOLDEN = json.loads((Path(__file__).parent / "golden_model_main.json").read_text
 # every new model key off (the loss keys below change no network)
 OFF = ["loss.edge_gan=0", "model.spectral_norm_g=false", 'model.init="default"',
        'model.upsample="nearest"', "model.style_shuffle=0", "model.style_modulation=false",
-       "model.style_stats=false", "model.style_palette=0", "model.noise=false"]
+       "model.style_stats=false", "model.style_palette=0", "model.noise=false",
+       "model.hint_texture=0", "model.hint_texture_absent=0"]
 
 
 def _toml(value) -> str:

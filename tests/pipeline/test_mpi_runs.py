@@ -28,7 +28,7 @@ from pipeline.checkpoint import list_checkpoints, read_checkpoint
 from pipeline.core.errors import ConfigError
 from pipeline.train import TrainData, run_train
 
-from .model_testutil import NO_STYLE, tiny_config
+from .model_testutil import NO_STYLE, NO_TEXTURE, tiny_config
 
 ROOT = Path(__file__).resolve().parents[2]
 MPIRUN, MPICC = shutil.which("mpirun"), shutil.which("mpicc")
@@ -39,7 +39,7 @@ needs_mpi = pytest.mark.skipif(
 # draws those for its own samples, the same distribution but not the numbers one process draws)
 # and batch norm, the one normalisation whose statistics cross the ranks: the config of the
 # 2 ranks vs 1 process test.
-EQUIVALENT = ("model.use_vae=false", *NO_STYLE, "model.hint_dropout=0.0", "loss.contrastive=0",
+EQUIVALENT = ("model.use_vae=false", *NO_STYLE, *NO_TEXTURE, "model.hint_dropout=0.0", "loss.contrastive=0",
               'model.param_free_norm="batch"', "train.max_steps=3", "train.checkpoint_every=1",
               "train.sample_every=2")
 LONG = ("train.epochs=100", "train.max_steps=500", "train.checkpoint_every=1000",
