@@ -14,25 +14,16 @@ import numpy as np
 
 # ============================================================================ previous ops
 def apply_previous(names: list[str]) -> None:
-    """Route pipeline/model/ops.py's leaky ReLU ("leaky") and/or 2x nearest upsampling
-    ("upsample") back to jittor.nn's own ops (what the project used before), for the networks
-    built after this call (this process only): the third worker of `--jittor-previous`."""
+    """Route pipeline/model/ops.py's 2x nearest upsampling ("upsample") back to jittor.nn's own
+    op (what the project used before), for the networks built after this call (this process
+    only): the third worker of `--jittor-previous`."""
     from jittor import nn
 
     from pipeline.model import ops
 
-    unknown = set(names) - {"leaky", "upsample"}
+    unknown = set(names) - {"upsample"}
     if unknown:
-        raise SystemExit(f"--jittor-previous {sorted(unknown)}: use leaky, upsample")
-    if "leaky" in names:
-        class PreviousLeakyReLU(nn.Module):
-            def __init__(self, scale=0.2):
-                self.scale = scale
-
-            def execute(self, x):
-                return nn.leaky_relu(x, self.scale)
-
-        ops.leaky_relu, ops.LeakyReLU = nn.leaky_relu, PreviousLeakyReLU
+        raise SystemExit(f"--jittor-previous {sorted(unknown)}: use upsample")
     if "upsample" in names:
         ops.upsample2x = lambda x: nn.interpolate(x, scale_factor=2, mode="nearest")
 

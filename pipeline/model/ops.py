@@ -1,25 +1,28 @@
-"""Cheaper Jittor formulations of two ops the networks use at every layer; same values and
-gradients as jittor.nn's (tests/pipeline/test_model_ops.py checks both against numpy).
+"""Jittor formulations of ops the networks use at every layer.
 
-- `leaky_relu(x, scale)`: `jt.maximum(x, x * scale)`, one element-wise op in each pass, where
-  `nn.leaky_relu` is a compare + ternary (41 -> 15 ms per demo step alone, 205 -> 74 ms at 256x192,
-  docs/benchmarks.md#where-jittor-loses). Valid for 0 <= scale <= 1; at x = 0 the gradient is
-  `scale`, as nn's.
 - `upsample2x(x)`: 2x nearest upsampling as an integer-index reindex, where `nn.interpolate`
-  computes float source coordinates and floors them per element (16 -> 7 ms, 113 -> 39 ms).
+  computes float source coordinates and floors them per element (16 -> 7 ms per demo step
+  alone, 113 -> 39 ms at 256x192, docs/benchmarks.md#where-jittor-loses); same values and
+  gradients (tests/pipeline/test_model_ops.py).
+- `leaky_relu(x, scale)` / `LeakyReLU`: jittor.nn's own. `jt.maximum(x, x * scale)` is 2.7x
+  cheaper alone and gives the same values, but in the generator's backward pass it gave other
+  gradients than nn's (max |diff| 0.24 on one weight's gradient, same forward), and it broke the
+  2-ranks-equals-1-process check of tests/pipeline/test_mpi_runs.py; so it is not used.
+  tests/pipeline/test_model_ops.py checks the whole generator's gradients against jittor.nn's
+  ops, which is how such a difference shows.
 
-`tools.step_bench --jittor-previous leaky,upsample` routes these names back to jittor.nn's ops
-in a third worker, to measure what they save in the whole step.
+`tools.step_bench --jittor-previous upsample` routes `upsample2x` back to jittor.nn's op in a
+third worker, to measure what it saves in the whole step.
 """
 
 from __future__ import annotations
 
-import jittor as jt
 from jittor import nn
 
 
 def leaky_relu(x, scale: float = 0.2):
-    return jt.maximum(x, x * scale)
+    return nn.leaky_relu(x, scale)
+
 
 
 class LeakyReLU(nn.Module):
