@@ -5,6 +5,7 @@ Only `pipeline` modules that run models import this; importing it does not impor
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -87,6 +88,32 @@ def setup_threads(threads: int = 0) -> tuple[int, str]:
     return n, why
 
 
+def pin_jittor_home(home: str | os.PathLike) -> None:
+    """Record `home` as JITTOR_HOME in Jittor's per-user ~/.cache/jittor/config.json, atomically
+    (temp file + rename), before jittor is imported.
+
+    At import, Jittor reads that file and, when its JITTOR_HOME differs from the environment's,
+    rewrites it in place (truncate, then write). Two processes importing at once (MPI ranks,
+    step_bench's workers, two clones with their own caches) then race: one can read the file
+    while the other has just emptied it, and its import fails with a JSONDecodeError. With the
+    file already holding our home, Jittor has nothing to write; readers see a whole file, old or
+    new. An unreadable file is replaced."""
+    home = os.path.abspath(str(home))
+    path = Path.home() / ".cache" / "jittor" / "config.json"
+    try:
+        data = json.loads(path.read_text())
+        data = data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        data = {}
+    if data.get("JITTOR_HOME") == home:
+        return
+    data["JITTOR_HOME"] = home
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".config.json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
 def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
     """Import jittor for `device` ('auto', 'cpu' or 'cuda') and return the module.
 
@@ -104,6 +131,10 @@ def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
     os.environ.setdefault("FIX_TORCH_ERROR", "0")
     os.environ.setdefault("cache_name", "default")
     os.environ.setdefault("JITTOR_HOME", str(DEFAULT_JITTOR_HOME))
+    try:
+        pin_jittor_home(os.environ["JITTOR_HOME"])
+    except OSError:  # a read-only home: Jittor's import reports its own error, if any
+        pass
     # Jittor's [i ...]/[w ...] lines (compiler, cache) only with `landscape -v`; errors always show
     if os.environ.get("LANDSCAPE_VERBOSE") != "1":
         os.environ.setdefault("log_silent", "1")
