@@ -39,7 +39,7 @@ from pipeline.core.errors import ArtifactError
 DEFAULT_TOLERANCES = {
     "score": (0.02, True),
     "mask_accuracy": (0.05, True),
-    "style": (0.02, True),
+    "style": (0.09, True),
     "aesthetic": (0.035, True),
     "fid": (13.0, False),
     "kid": (0.03, False),  # informative (not in the A formula); lower is better
