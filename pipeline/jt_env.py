@@ -110,8 +110,11 @@ def pin_jittor_home(home: str | os.PathLike) -> None:
     data["JITTOR_HOME"] = home
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".config.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def setup_jittor(device: str = "auto", threads: int | None = None, log=None):

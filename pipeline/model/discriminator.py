@@ -5,7 +5,6 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
-from . import ops
 from .normalization import SNConv2d
 
 
@@ -19,14 +18,14 @@ class PatchDiscriminator(nn.Module):
     def __init__(self, in_nc: int, ndf: int, layers: int, spectral: bool):
         self.stages = nn.ModuleList()
         self.stages.append(nn.Sequential(
-            SNConv2d(in_nc, ndf, 4, stride=2, padding=2, spectral=spectral), ops.LeakyReLU(0.2)))
+            SNConv2d(in_nc, ndf, 4, stride=2, padding=2, spectral=spectral), nn.LeakyReLU(0.2)))
         nf = ndf
         for i in range(1, layers):
             nf_prev, nf = nf, min(nf * 2, ndf * 8)
             stride = 1 if i == layers - 1 else 2
             self.stages.append(nn.Sequential(
                 SNConv2d(nf_prev, nf, 4, stride=stride, padding=2, bias=False, spectral=spectral),
-                nn.InstanceNorm2d(nf, affine=False), ops.LeakyReLU(0.2)))
+                nn.InstanceNorm2d(nf, affine=False), nn.LeakyReLU(0.2)))
         self.stages.append(SNConv2d(nf, 1, 4, stride=1, padding=2, spectral=spectral))
 
     def execute(self, x):

@@ -7,7 +7,6 @@ import math
 import jittor as jt
 from jittor import nn
 
-from . import ops
 from .normalization import conv2d
 from .style import colour_features, style_encoder_input
 
@@ -36,7 +35,7 @@ class StyleEncoder(nn.Module):
         cin = 3
         for w in widths:
             layers += [conv2d(cin, w, 3, stride=2, padding=1, spectral=spectral),
-                       nn.InstanceNorm2d(w, affine=True), ops.LeakyReLU(0.2)]
+                       nn.InstanceNorm2d(w, affine=True), nn.LeakyReLU(0.2)]
             cin = w
         self.convs = nn.Sequential(*layers)
         self.hist_bins = hist_bins

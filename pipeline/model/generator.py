@@ -36,8 +36,8 @@ class SPADEResBlock(nn.Module):
 
     def execute(self, x, seg, z=None):
         xs = self.conv_s(self.norm_s(x, seg, z)) if self.learned_shortcut else x
-        dx = self.conv_0(ops.leaky_relu(self.norm_0(x, seg, z), 0.2))
-        dx = self.conv_1(ops.leaky_relu(self.norm_1(dx, seg, z), 0.2))
+        dx = self.conv_0(nn.leaky_relu(self.norm_0(x, seg, z), 0.2))
+        dx = self.conv_1(nn.leaky_relu(self.norm_1(dx, seg, z), 0.2))
         return xs + dx
 
 
@@ -51,8 +51,8 @@ class EdgeBlock(nn.Module):
     def execute(self, e, seg):
         if seg.shape[2:] != e.shape[2:]:
             seg = nn.interpolate(seg, size=e.shape[2:], mode="nearest")
-        e = ops.leaky_relu(self.conv_0(jt.concat([e, seg], dim=1)), 0.2)
-        return ops.leaky_relu(self.conv_1(e), 0.2)
+        e = nn.leaky_relu(self.conv_0(jt.concat([e, seg], dim=1)), 0.2)
+        return nn.leaky_relu(self.conv_1(e), 0.2)
 
 
 class SemanticPreservingModule(nn.Module):
@@ -69,7 +69,7 @@ class SemanticPreservingModule(nn.Module):
         self.out = nn.Conv2d(feat_nc, 3, 3, padding=1)
 
     def execute(self, feat, image, edge, seg, skip=0.0):
-        f = ops.leaky_relu(self.fuse(jt.concat([feat, image, edge, seg], dim=1)), 0.2)
+        f = nn.leaky_relu(self.fuse(jt.concat([feat, image, edge, seg], dim=1)), 0.2)
         b, c, h, w = f.shape
         k = seg.shape[1]
         segf = seg.reshape(b, k, h * w)
@@ -77,7 +77,7 @@ class SemanticPreservingModule(nn.Module):
         class_feat = jt.matmul(segf, f.reshape(b, c, h * w).transpose(0, 2, 1)) / area  # (b,k,c)
         gates = jt.sigmoid(self.gate(class_feat))  # (b, k, c)
         pixel_gate = jt.matmul(gates.transpose(0, 2, 1), segf).reshape(b, c, h, w)
-        return jt.tanh(self.out(ops.leaky_relu(f * pixel_gate, 0.2)) + skip)
+        return jt.tanh(self.out(nn.leaky_relu(f * pixel_gate, 0.2)) + skip)
 
 
 def _noise_map(b: int, h: int, w: int, training: bool):
@@ -140,7 +140,6 @@ class Generator(nn.Module):
         label_nc = mc.num_classes
         self.class_hints = mc.class_hints
         self.hint_skip = mc.class_hints and mc.hint_skip
-        # class texture (model.hint_texture): only where the hint colours reach the output
         self.texture = mc.hint_texture  # config checks: the hint colours reach the output
         self.texture_gain = (jt.array([float(mc.hint_texture)])
                              if self.texture > 0 and mc.hint_texture_learnt else None)
@@ -245,7 +244,8 @@ class Generator(nn.Module):
             # the label map (and hint map) resized once per stage, shared by its SPADE layers
             # and edge block (nearest: the same values each of them would compute)
             size = tuple(x.shape[2:])
-            cond_i = cond if size == tuple(cond.shape[2:]) else nn.interpolate(cond, size=size, mode="nearest")
+            cond_i = (cond if size == tuple(cond.shape[2:])
+                      else nn.interpolate(cond, size=size, mode="nearest"))
             x = block(x, cond_i, z if self.modulate else None)
             if self.noise is not None:
                 x = x + self.noise[i] * _noise_map(x.shape[0], x.shape[2], x.shape[3],
@@ -256,7 +256,7 @@ class Generator(nn.Module):
                     # Edge attention: features near predicted edges are amplified (gate in [1, 2]).
                     x = x * (1 + jt.sigmoid(self.attention[i](e)))
             stages.append(x)
-        feat = ops.leaky_relu(x, 0.2)
+        feat = nn.leaky_relu(x, 0.2)
         skip_hints, absent = (hint_map, 0.0) if hints is None else self._textured(hint_map, seg, ref, ref_seg)
         skip = self._colour_offset(seg, z, skip_hints) + absent
         out = {"image": jt.tanh(self.conv_img(feat) + skip)}

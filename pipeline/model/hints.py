@@ -73,8 +73,7 @@ def class_texture(ref, ref_seg, seg, hint_map, training: bool, absent: bool = Fa
 
     The hint map gives each class its reference mean colour; this adds the reference's spread
     around that mean (model.hint_texture): the output's colour histogram per class is then the
-    reference's, which a flat mean colour is not (a flat class colour puts all its pixels into
-    one histogram bin). Sampling: the reference pixels are sorted by class, in a random order
+    reference's. Sampling: the reference pixels are sorted by class, in a random order
     within each class (sort key: class + a uniform draw / 2); a pixel of class c takes entry
     offset_c + floor(u * count_c) of that order.
 

@@ -1,13 +1,13 @@
-"""Jittor formulations of ops the networks use at every layer.
+"""A cheaper Jittor formulation of an op the generator uses at every stage.
 
 - `upsample2x(x)`: 2x nearest upsampling as an integer-index reindex, where `nn.interpolate`
   computes float source coordinates and floors them per element (16 -> 7 ms per demo step
   alone, 113 -> 39 ms at 256x192, docs/benchmarks.md#where-jittor-loses); same values and
   gradients (tests/pipeline/test_model_ops.py).
-- `leaky_relu(x, scale)` / `LeakyReLU`: jittor.nn's own. `jt.maximum(x, x * scale)` is 2.7x
-  cheaper alone and gives the same values, but in the generator's backward pass it gave other
-  gradients than nn's (max |diff| 0.24 on one weight's gradient, same forward), and it broke the
-  2-ranks-equals-1-process check of tests/pipeline/test_mpi_runs.py; so it is not used.
+- Not here: leaky ReLU as `jt.maximum(x, x * scale)`. It is 2.7x cheaper alone and gives the
+  same values, but in the generator's backward pass it gave other gradients than
+  `nn.leaky_relu` (max |diff| 0.24 on one weight's gradient, same forward), and it broke the
+  2-ranks-equals-1-process check of tests/pipeline/test_mpi_runs.py; the networks use jittor.nn's.
   tests/pipeline/test_model_ops.py checks the whole generator's gradients against jittor.nn's
   ops, which is how such a difference shows.
 
@@ -16,21 +16,6 @@ third worker, to measure what it saves in the whole step.
 """
 
 from __future__ import annotations
-
-from jittor import nn
-
-
-def leaky_relu(x, scale: float = 0.2):
-    return nn.leaky_relu(x, scale)
-
-
-
-class LeakyReLU(nn.Module):
-    def __init__(self, scale: float = 0.2):
-        self.scale = scale
-
-    def execute(self, x):
-        return leaky_relu(x, self.scale)
 
 
 def upsample2x(x):
