@@ -154,4 +154,8 @@ def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
     jt.flags.use_cuda = 1 if device == "cuda" else 0
+    if device == "cpu":
+        from .jt_pch import use_kernel_pch
+
+        use_kernel_pch(jt, log)
     return jt

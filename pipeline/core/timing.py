@@ -6,9 +6,10 @@
 `run` starts the command, waits, appends one record {run_id, label, argv, start, seconds, exit}
 to the file (under a lock, written atomically) and exits with the command's status. The label
 is the `landscape` subcommand, plus its --split when it has one ("generate val"). `summary`
-prints the records of one run id: each stage's seconds and share, the stages' total, and, when
-the run id is the run's start time (`date +%s.%N`), the whole run's elapsed time and the rest
-(set-up, Make itself). A stage listed in --expect that has no record did not run (Make found it
+prints the records of one run id: each stage's seconds, share and start, the stages' total (and
+the wall time they covered, when `make -j` ran some side by side), and, when the run id is the
+run's start time (`date +%s.%N`), the whole run's elapsed time and the rest (set-up not
+overlapped by a stage, Make itself). A stage listed in --expect that has no record did not run (Make found it
 up to date) and counts 0.
 """
 
@@ -104,27 +105,51 @@ def _run_start(run_id: str) -> float | None:
     return start if start > 1e9 else None
 
 
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one of the (start, end) intervals: stages that ran side by
+    side (`make -j`) count once."""
+    busy, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return busy
+
+
 def summary_lines(records: list[dict], run_id: str, expect: list[str], now: float | None = None) -> list[str]:
     """The time split of run `run_id`: one line per stage (expected ones first, 0 when they did
-    not run), the stages' total, and the whole run and its rest when the run id is its start."""
+    not run; with the minute it started at when known), the stages' total, the wall time they
+    covered (stages side by side count once) when it is less, and the whole run and its rest
+    (elapsed - covered) when the run id is its start."""
     rows: dict[str, float] = {label: 0.0 for label in expect}
+    first: dict[str, float] = {}
     failed = set()
+    intervals = []
     for r in sorted((r for r in records if r.get("run_id") == run_id), key=lambda r: r.get("start", 0)):
-        rows[r["label"]] = rows.get(r["label"], 0.0) + float(r.get("seconds", 0.0))
+        seconds = float(r.get("seconds", 0.0))
+        rows[r["label"]] = rows.get(r["label"], 0.0) + seconds
+        if "start" in r:
+            first.setdefault(r["label"], float(r["start"]))
+            intervals.append((float(r["start"]), float(r["start"]) + seconds))
         if r.get("exit"):
             failed.add(r["label"])
     total = sum(rows.values())
+    covered = busy_seconds(intervals) if intervals else total
     start = _run_start(run_id)
     elapsed = ((now if now is not None else time.time()) - start) if start is not None else None
-    whole = max(elapsed or 0.0, total) or 1.0
+    whole = max(elapsed or 0.0, covered) or 1.0
     width = max([len(k) for k in rows] + [26])
-    lines = [f"{'time by stage':<{width}}  {'seconds':>8}  share"]
+    lines = [f"{'time by stage':<{width}}  {'seconds':>8}  share" + ("  started" if start else "")]
     for label, seconds in rows.items():
         note = "  (failed)" if label in failed else ("  (up to date)" if seconds == 0 else "")
-        lines.append(f"{label:<{width}}  {seconds:8.1f}  {seconds / whole:5.0%}{note}")
+        at = (f"  {(first[label] - start) / 60:5.1f} min" if start is not None and label in first
+              else "")
+        lines.append(f"{label:<{width}}  {seconds:8.1f}  {seconds / whole:5.0%}{at}{note}")
     lines.append(f"{'stages':<{width}}  {total:8.1f}  {total / whole:5.0%}")
+    if covered < total - 0.05:
+        lines.append(f"{'stages, side by side once':<{width}}  {covered:8.1f}  {covered / whole:5.0%}")
     if elapsed is not None:
-        rest = max(0.0, elapsed - total)
+        rest = max(0.0, elapsed - covered)
         lines.append(f"{'set-up, checks and make':<{width}}  {rest:8.1f}  {rest / whole:5.0%}")
         lines.append(f"{'whole run':<{width}}  {elapsed:8.1f}  ({elapsed / 60:.1f} min)")
     return lines

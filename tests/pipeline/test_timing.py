@@ -105,3 +105,21 @@ def test_the_ceilings_evaluate_is_its_own_stage():
 
     assert stage_label(["landscape", "evaluate", "--ground-truth", "--split", "val"]) == "evaluate ground-truth"
     assert stage_label(["landscape", "evaluate", "--split", "val"]) == "evaluate val"
+
+
+def test_stages_run_side_by_side_count_once_in_the_rest():
+    """`make demo` runs stages side by side (-j2): the rest is the elapsed time not covered by
+    any stage, and the covered wall time is printed beside the summed one."""
+    assert timing.busy_seconds([(0, 10), (5, 20), (30, 35), (31, 32)]) == 25
+    assert timing.busy_seconds([]) == 0
+    start = 1_700_000_000.0
+    records = [
+        {"run_id": str(start), "label": "fit-segformer", "start": start + 10, "seconds": 50.0, "exit": 0},
+        {"run_id": str(start), "label": "train", "start": start + 20, "seconds": 60.0, "exit": 0},
+    ]
+    lines = summary_lines(records, str(start), ["fit-segformer", "train"], now=start + 100)
+    table = {ln[:26].strip(): ln[26:].split() for ln in lines[1:]}
+    assert table["stages"][:2] == ["110.0", "110%"]
+    assert table["stages, side by side once"][:2] == ["70.0", "70%"]
+    assert table["set-up, checks and make"][:2] == ["30.0", "30%"]
+    assert table["train"][2:4] == ["0.3", "min"]  # started 20 s into the run

@@ -1,0 +1,143 @@
+"""A precompiled header for Jittor's CPU kernels: the same kernels, compiled ~4x faster.
+
+Jittor compiles every fused operator it meets into its own shared library (`g++ -Ofast`, one
+process per kernel), and each of those compiles spends most of its time parsing the same Jittor
+and C++ headers (var.h, op_register.h, the op headers, <cmath>...). A first training step of the
+demo compiles ~300 kernels: ~220 s on 2 cores (docs/benchmarks.md). GCC can parse those headers
+once into a precompiled header (`.gch`) and load it instead: Jittor's compiler becomes a small
+wrapper script that adds `-include H` to each kernel's command line.
+
+The kernels' code is unchanged: the precompiled header holds declarations only, built with the
+kernels' own command-line flags (GCC refuses a `.gch` made with other flags and then parses the
+header's text, which gives the same result more slowly), and `#define JIT 1`, the one macro
+every kernel defines before its includes and that Jittor's headers test (JIT_cpu, which some
+kernels also define, is read by no header they include). `tests/pipeline/test_jt_pch.py`
+compiles kernels both ways and compares their assembly.
+
+Jittor's oneDNN kernels (mkl_conv*, mkl_matmul*: a handful per network) are compiled without it:
+with it their (set-up) code came out laid out differently, so the wrapper passes them through.
+
+Jittor's kernel cache keys on the compile command, which names the wrapper, and the wrapper's
+name holds a hash of the compiler, its flags, Jittor's version and the header's includes:
+kernels compiled without it are compiled once more with it, never mixed up.
+
+Used on CPU with GCC only (CUDA kernels go through nvcc; clang has another PCH scheme).
+`LANDSCAPE_KERNEL_PCH=0` turns it off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+# what Jittor's CPU kernels include most (counted over the ~1,200 kernel sources of the project's
+# cache); a kernel that includes fewer sees more declarations, nothing else
+KERNEL_INCLUDES = (
+    "<cmath>", "<algorithm>", "<assert.h>", "<limits>", "<random>",
+    '"var.h"', '"fused_op.h"', '"executor.h"', '"ops/op_register.h"', '"misc/cpu_math.h"',
+    '"ops/array_op.h"', '"ops/binary_op.h"', '"ops/unary_op.h"', '"ops/ternary_op.h"',
+    '"ops/broadcast_to_op.h"', '"ops/reduce_op.h"', '"ops/reindex_op.h"', '"ops/index_op.h"',
+    '"ops/getitem_op.h"', '"ops/setitem_op.h"',
+)
+PCH_DIR = "landscape_pch"
+BUILD_TIMEOUT_S = 300
+
+
+def header_text(key: str) -> str:
+    lines = [f"// Jittor kernel headers, precompiled (pipeline/jt_pch.py); key {key}",
+             "#define JIT 1"]
+    return "\n".join(lines + [f"#include {inc}" for inc in KERNEL_INCLUDES]) + "\n"
+
+
+def pch_key(cc_path: str, cc_flags: str, version: str) -> str:
+    text = "\n".join([cc_path, cc_flags, version, *KERNEL_INCLUDES])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def compile_flags(cc_flags: str) -> list[str]:
+    """cc_flags without the linker's (-shared, -l, -L): those the header is compiled with."""
+    return [f for f in shlex.split(cc_flags) if f != "-shared" and not f.startswith(("-l", "-L"))]
+
+
+def _compiler_is_gcc(cc_path: str) -> bool:
+    name = Path(cc_path).name
+    return name.startswith(("g++", "gcc", "c++")) and "clang" not in name
+
+
+def build_pch(cc_path: str, cc_flags: str, folder: Path, key: str) -> Path:
+    """Write folder/kernels_<key>.h and its .gch (each to a temp name, then renamed); return the
+    header. Raises RuntimeError with the compiler's message when GCC cannot build it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    header = folder / f"kernels_{key}.h"
+    gch = header.with_name(header.name + ".gch")
+    if header.exists() and gch.exists():
+        return header
+    tmp_h = header.with_name(f".{header.name}.{os.getpid()}.tmp")
+    tmp_g = gch.with_name(f".{gch.name}.{os.getpid()}.tmp")
+    try:
+        tmp_h.write_text(header_text(key))
+        os.replace(tmp_h, header)
+        # -g: Jittor compiles each kernel to assembly with -g (utils/asm_tuner.py), and GCC
+        # uses a header precompiled with -g also where no debug information is asked for
+        cmd = [cc_path, "-x", "c++-header", str(header), "-o", str(tmp_g), "-g",
+               *compile_flags(cc_flags)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        if proc.returncode != 0 or not tmp_g.exists():
+            raise RuntimeError(f"{cc_path} could not precompile {header}:\n{proc.stderr[-2000:]}")
+        os.replace(tmp_g, gch)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"precompiling {header} took over {BUILD_TIMEOUT_S} s") from exc
+    finally:
+        tmp_h.unlink(missing_ok=True)
+        tmp_g.unlink(missing_ok=True)
+    return header
+
+
+WRAPPER = """#!/bin/sh
+# {cc} with the precompiled kernel header (pipeline/jt_pch.py), except for Jittor's oneDNN
+# kernels (mkl_*: their code comes out laid out differently with it; a handful per network)
+case "$*" in
+  *"/mkl_"*) exec "{cc}" "$@" ;;
+esac
+exec "{cc}" -include "{header}" "$@"
+"""
+
+
+def write_wrapper(cc_path: str, header: Path) -> Path:
+    """The compiler wrapper beside `header` (written to a temp name, then renamed)."""
+    path = header.with_name(header.stem + "-cc")
+    text = WRAPPER.format(cc=cc_path, header=header)
+    if path.exists() and path.read_text() == text:
+        return path
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def use_kernel_pch(jt, log=None) -> Path | None:
+    """Build (once per Jittor cache) and use the kernels' precompiled header: Jittor's compiler
+    becomes a wrapper that adds `-include` it. Returns the header, or None where it is off, not
+    applicable, or could not be built (`log` gets why)."""
+    if os.environ.get("LANDSCAPE_KERNEL_PCH", "1") == "0" or jt.flags.use_cuda:
+        return None
+    cc_path, cc_flags = jt.flags.cc_path, jt.flags.cc_flags
+    if Path(cc_path).parent.name == PCH_DIR or not _compiler_is_gcc(cc_path):
+        return None  # the wrapper already (an earlier call), or not GCC
+    key = pch_key(cc_path, cc_flags, jt.__version__)
+    try:
+        header = build_pch(cc_path, cc_flags, Path(jt.flags.cache_path) / PCH_DIR, key)
+        wrapper = write_wrapper(cc_path, header)
+    except (OSError, RuntimeError) as exc:
+        if log is not None:
+            log(f"jittor: kernels compile without a precompiled header ({exc})")
+        return None
+    jt.flags.cc_path = str(wrapper)
+    return header

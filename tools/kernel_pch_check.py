@@ -1,0 +1,149 @@
+"""Jittor's kernels compiled with and without the precompiled header: same machine code? how fast?
+
+    python -m tools.kernel_pch_check [--setting demo|tiny] [--device cpu] [--json FILE]
+
+Runs the setting twice, each in a fresh process with an empty kernel folder (as
+`pipeline.bench`'s cold start does): once with `LANDSCAPE_KERNEL_PCH=0`, once with the header
+(pipeline/jt_pch.py). `demo` is one training step of the demo model (~300 kernels); `tiny` a
+small graph with a convolution, element-wise ops, reductions and their gradients (what the test
+runs). Then every kernel library compiled in both runs is compared on its code: the `.text`
+section's bytes (objcopy), which do not depend on debug information or on file paths. Prints
+the kernel counts, the first-run seconds of each and how many kernels are byte-identical; exits
+1 when any differs, or when the two runs' outputs differ.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TAG = "PCH-CHECK "
+
+
+def _tiny(jt):
+    """A small graph touching the kernel kinds a training step compiles; returns its outputs."""
+    import numpy as np
+
+    jt.set_global_seed(0)
+    rng = np.random.default_rng(0)
+    x = jt.array(rng.standard_normal((2, 3, 12, 16)).astype("float32"))
+    conv = jt.nn.Conv2d(3, 4, 3, padding=1)
+    y = jt.nn.leaky_relu(conv(x), 0.2)
+    m = y.mean(dims=(2, 3), keepdims=True)
+    v = ((y - m) ** 2).mean(dims=(2, 3), keepdims=True)
+    z = (y - m) / jt.sqrt(v + 1e-5)
+    up = z.reindex([2, 4, 24, 32], ["i0", "i1", "i2/2", "i3/2"])
+    loss = (up.tanh() * 0.7 + up.sigmoid()).sum() + jt.argsort(z.reshape(-1))[0].float32().sum()
+    grads = jt.grad(loss, [x, conv.weight])
+    return [loss.numpy(), *[g.numpy() for g in grads]]
+
+
+def child(setting: str, device: str, keep: str) -> None:
+    """In a fresh process: run `setting` with an empty kernel folder kept at `keep`; print TAG +
+    json {kernels, seconds, digest of the outputs}."""
+    from pipeline.bench import _build, _fresh_kernel_folder, _setting, count_kernels
+    from pipeline.jt_env import setup_jittor
+
+    if setting == "tiny":
+        jt = setup_jittor(device, 1)
+    else:
+        cfg, jt = _setting(setting, device)
+    root = Path(keep)
+    jit = _fresh_kernel_folder(jt, root)
+    t0 = time.perf_counter()
+    if setting == "tiny":
+        outs = _tiny(jt)
+    else:
+        jt.set_global_seed(0)
+        trainer, batch = _build(cfg, jt)
+        losses = trainer.train_step(batch, 1.0)
+        outs = [float(v) for v in losses.values()]
+    seconds = time.perf_counter() - t0
+    import numpy as np
+
+    digest = hashlib.sha256(b"".join(np.asarray(o, dtype="float64").tobytes() for o in outs))
+    print(TAG + json.dumps({"kernels": count_kernels(jit), "seconds": round(seconds, 2),
+                            "digest": digest.hexdigest()}), flush=True)
+
+
+def run_child(setting: str, device: str, keep: Path, pch: bool) -> dict:
+    env = dict(os.environ, LANDSCAPE_KERNEL_PCH="1" if pch else "0")
+    cmd = [sys.executable, "-m", "tools.kernel_pch_check", "--child", setting, "--device", device,
+           "--keep", str(keep)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        raise RuntimeError(f"{setting} with pch={pch} failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(lines[-1][len(TAG):])
+
+
+def text_section(lib: Path, tmp: Path) -> bytes:
+    """The bytes of a shared library's .text section."""
+    out = tmp / (lib.name + ".text")
+    subprocess.run(["objcopy", "-O", "binary", "--only-section=.text", str(lib), str(out)],
+                   check=True, capture_output=True)
+    return out.read_bytes()
+
+
+def compare(a: Path, b: Path, tmp: Path) -> tuple[int, list[str]]:
+    """(kernels compiled in both folders, names whose .text differs)."""
+    common = sorted({p.name for p in a.glob("*.so")} & {p.name for p in b.glob("*.so")})
+    differ = [n for n in common if text_section(a / n, tmp) != text_section(b / n, tmp)]
+    return len(common), differ
+
+
+def check(setting: str, device: str = "cpu", keep: str = "") -> dict:
+    """Both runs and the comparison; the result as a dict (see the module doc). `keep`: leave
+    the two kernel folders there (off/, on/) instead of removing them."""
+    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="landscape-pch-check-"))
+    try:
+        off = run_child(setting, device, root / "without", pch=False)
+        on = run_child(setting, device, root / "with___", pch=True)
+        (root / "tmp").mkdir()
+        common, differ = compare(root / "without" / "jit", root / "with___" / "jit", root / "tmp")
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return {"setting": setting, "kernels_without": off["kernels"], "kernels_with": on["kernels"],
+            "seconds_without": off["seconds"], "seconds_with": on["seconds"],
+            "compared": common, "identical": common - len(differ), "differ": differ,
+            "outputs_equal": off["digest"] == on["digest"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--setting", default="demo", choices=["demo", "tiny"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default="")
+    p.add_argument("--child", default="", help=argparse.SUPPRESS)
+    p.add_argument("--keep", default="", help="keep the two kernel folders in this new folder")
+    args = p.parse_args(argv)
+    if args.child:
+        child(args.child, args.device, args.keep)
+        return 0
+    r = check(args.setting, args.device, args.keep)
+    print(f"| {r['setting']}: first run, empty kernel folder | kernels | seconds |")
+    print("| --- | --- | --- |")
+    print(f"| without the precompiled header | {r['kernels_without']} | {r['seconds_without']:.1f} |")
+    print(f"| with it | {r['kernels_with']} | {r['seconds_with']:.1f} |")
+    print(f"kernels compiled both ways: {r['compared']}; identical .text: {r['identical']};"
+          f" outputs equal: {r['outputs_equal']}")
+    for name in r["differ"]:
+        print(f"  DIFFERS: {name}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(r, indent=2))
+    return 0 if not r["differ"] and r["outputs_equal"] and r["compared"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
