@@ -14,7 +14,8 @@ Cold start (the demo setting, unless --no-cold): a subprocess builds the model a
 with Jittor's kernel folder pointed at an empty directory (the compiled core is reused), so
 every kernel of a training step is compiled as on a fresh machine; it reports the count of
 kernels compiled and the first-run time, whose excess over the warm build + steady step is the
-compile time.
+compile time. It runs twice: without the kernels' precompiled header (pipeline/jt_pch.py,
+`LANDSCAPE_KERNEL_PCH=0`: Jittor as shipped) and with it (the project's default).
 """
 
 from __future__ import annotations
@@ -201,12 +202,14 @@ def cold_child(name: str, device: str) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def cold_start(name: str, device: str, warm: dict) -> dict:
-    """Run `cold_child` in a subprocess; return its numbers plus compile_s: the cold build +
-    first step over the warm build + steady step of the same setting (`warm`, from bench_setting)."""
+def cold_start(name: str, device: str, warm: dict, pch: bool = True) -> dict:
+    """Run `cold_child` in a subprocess, with or without the kernels' precompiled header
+    (pipeline/jt_pch.py); return its numbers plus compile_s: the cold build + first step over the
+    warm build + steady step of the same setting (`warm`, from bench_setting)."""
     cmd = [sys.executable, "-m", "pipeline.bench", "--cold-child", name, "--device", device]
+    env = dict(os.environ, LANDSCAPE_KERNEL_PCH="1" if pch else "0")
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(COLD_TAG)]
     if proc.returncode != 0 or not lines:
@@ -214,7 +217,7 @@ def cold_start(name: str, device: str, warm: dict) -> dict:
         raise RuntimeError(f"cold-start run of {name!r} failed (exit {proc.returncode}):\n{tail}")
     r = json.loads(lines[-1][len(COLD_TAG):])
     compile_s = r["build_s"] + r["first_step_s"] - warm["build_s"] - warm["train_step_s"]
-    return {"setting": name, "cold_kernels": r["kernels"], "cold_build_s": r["build_s"],
+    return {"setting": name, "pch": pch, "cold_kernels": r["kernels"], "cold_build_s": r["build_s"],
             "cold_first_step_s": r["first_step_s"], "compile_s": round(max(0.0, compile_s), 1),
             "cold_process_s": round(wall, 1)}
 
@@ -263,11 +266,14 @@ def main(argv=None) -> None:
               f" (goal <= {ECGAN_GOAL:.1f}x) {verdict}", flush=True)
         results.append({"ecgan_over_spade_step": round(ratio, 3), "goal": ECGAN_GOAL})
     if "demo" in by_name and not args.no_cold:
-        cold = cold_start("demo", args.device, by_name["demo"])
-        results.append(cold)
-        print(f"cold start (demo, empty kernel folder): {cold['cold_kernels']} kernels compiled; build +"
-              f" first step {cold['cold_build_s'] + cold['cold_first_step_s']:.1f} s, of which compilation"
-              f" ~{cold['compile_s']:.1f} s", flush=True)
+        for pch in (False, True):
+            cold = cold_start("demo", args.device, by_name["demo"], pch)
+            results.append(cold)
+            how = "with" if pch else "without"
+            print(f"cold start (demo, empty kernel folder, {how} the precompiled kernel header):"
+                  f" {cold['cold_kernels']} kernels compiled; build + first step"
+                  f" {cold['cold_build_s'] + cold['cold_first_step_s']:.1f} s, of which compilation"
+                  f" ~{cold['compile_s']:.1f} s", flush=True)
     if args.json:
         from .core.artifacts import atomic_write_json
 

@@ -70,7 +70,7 @@ def test_cold_start_reads_the_child_line_and_subtracts_the_warm_times(monkeypatc
     seen = {}
 
     def fake_run(cmd, **kwargs):
-        seen["cmd"] = cmd
+        seen["cmd"], seen["pch"] = cmd, kwargs["env"]["LANDSCAPE_KERNEL_PCH"]
         out = "Compiling Operators(3/3)\nCOLD-START {\"kernels\": 192, \"build_s\": 40.5, \"first_step_s\": 284.0}\n"
         return subprocess.CompletedProcess(cmd, 0, out, "")
 
@@ -78,6 +78,9 @@ def test_cold_start_reads_the_child_line_and_subtracts_the_warm_times(monkeypatc
     r = bench.cold_start("demo", "cpu", {"build_s": 0.5, "train_step_s": 1.0})
     assert seen["cmd"][-4:] == ["--cold-child", "demo", "--device", "cpu"]
     assert r["cold_kernels"] == 192 and r["compile_s"] == pytest.approx(323.0)
+    assert seen["pch"] == "1" and r["pch"] is True  # the project's default: with the header
+    assert bench.cold_start("demo", "cpu", {"build_s": 0.5, "train_step_s": 1.0}, pch=False)["pch"] is False
+    assert seen["pch"] == "0"  # Jittor as shipped
 
     monkeypatch.setattr(bench.subprocess, "run",
                         lambda cmd, **kw: subprocess.CompletedProcess(cmd, 1, "", "Traceback ...\nboom"))
