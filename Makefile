@@ -178,7 +178,7 @@ $(DEMO_DATA)/manifest.json: $(DEMO_RAW)/manifest.json $(DEMO_CONFIG)
 	$(LS) preprocess --data $(DEMO_RAW) --out $(DEMO_DATA) --config $(DEMO_CONFIG)
 
 $(DEMO_SCORER)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
-	$(LS) fit-segformer --data $(DEMO_DATA) --out $(DEMO_SCORER) --config $(DEMO_CONFIG)
+	$(LS) fit-segformer --data $(DEMO_DATA) --out $(DEMO_SCORER) --config $(DEMO_CONFIG) $(SIDE_QUIET)
 
 # training needs no scorer (the demo config scores nothing during training), so it runs beside
 # fit-segformer and the ceilings
@@ -195,7 +195,7 @@ $(DEMO_GEN)/%/manifest.json: $(DEMO_RUN)/manifest.json
 # the ceiling: the validation photos themselves through the same scorer
 $(DEMO_CEIL)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_SCORER)/manifest.json $(DEMO_CONFIG) | $(FIDW)
 	$(LS) evaluate --ground-truth --data $(DEMO_DATA) --split val --out $(DEMO_CEIL) \
-	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER)
+	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER) $(SIDE_QUIET)
 
 ceiling: $(DEMO_CEIL)/manifest.json $(DEMO_ORACLE)/manifest.json ## the demo's ceilings: its val photos through the same scorer, and the style oracle
 
@@ -218,7 +218,8 @@ $(DEMO_PKG): $(DEMO_GEN)/test/manifest.json $(A)/eval/demo/test/manifest.json
 # process then gets one thread (OMP_NUM_THREADS, unless set): Jittor's training step is no
 # faster with two at the demo's size (docs/benchmarks.md), and two jobs share the two cores.
 # Every stage command runs through the timing wrapper under one run id, the demo's start, so
-# the split at the end includes set-up.
+# the split at the end includes set-up. fit-segformer and the ground truth's scoring run beside
+# training without progress bars (SIDE_QUIET).
 DEMO_JOBS ?= 2
 demo: TIMING_RUN := $(shell date +%s.%N)
 demo: ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
@@ -232,6 +233,8 @@ ifneq ($(TIMING_RUN),)
 LS = $(PY) -m pipeline.core.timing run --file $(A)/timings.json --run-id $(TIMING_RUN) -- $(VENV)/bin/landscape
 ifneq ($(DEMO_JOBS),1)
 export OMP_NUM_THREADS ?= 1
+# the stages that run beside training keep their progress bars off its line
+SIDE_QUIET := --quiet
 endif
 endif
 
