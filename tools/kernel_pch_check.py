@@ -104,6 +104,9 @@ def compare(a: Path, b: Path, tmp: Path) -> tuple[int, list[str]]:
 def check(setting: str, device: str = "cpu", keep: str = "") -> dict:
     """Both runs and the comparison; the result as a dict (see the module doc). `keep`: leave
     the two kernel folders there (off/, on/) instead of removing them."""
+    if keep and Path(keep).exists() and any(Path(keep).iterdir()):
+        raise FileExistsError(f"--keep {keep}: the folder is not empty; give a new or empty one"
+                              " (the check writes without/, with___/ and tmp/ into it)")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="landscape-pch-check-"))
     try:
         off = run_child(setting, device, root / "without", pch=False)
@@ -130,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args.child, args.device, args.keep)
         return 0
-    r = check(args.setting, args.device, args.keep)
+    try:
+        r = check(args.setting, args.device, args.keep)
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"| {r['setting']}: first run, empty kernel folder | kernels | seconds |")
     print("| --- | --- | --- |")
     print(f"| without the precompiled header | {r['kernels_without']} | {r['seconds_without']:.1f} |")
@@ -140,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in r["differ"]:
         print(f"  DIFFERS: {name}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(r, indent=2))
+        from pipeline.core.artifacts import atomic_write_json
+
+        atomic_write_json(args.json, r)
     return 0 if not r["differ"] and r["outputs_equal"] and r["compared"] else 1
 
 

@@ -9,8 +9,8 @@ is the `landscape` subcommand, plus its --split when it has one ("generate val")
 prints the records of one run id: each stage's seconds, share and start, the stages' total (and
 the wall time they covered, when `make -j` ran some side by side), and, when the run id is the
 run's start time (`date +%s.%N`), the whole run's elapsed time and the rest (set-up not
-overlapped by a stage, Make itself). A stage listed in --expect that has no record did not run (Make found it
-up to date) and counts 0.
+overlapped by a stage, Make itself). A stage listed in --expect that has no record did not run
+(Make found it up to date) and counts 0.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def summary_lines(records: list[dict], run_id: str, expect: list[str], now: floa
     elapsed = ((now if now is not None else time.time()) - start) if start is not None else None
     whole = max(elapsed or 0.0, covered) or 1.0
     width = max([len(k) for k in rows] + [26])
-    lines = [f"{'time by stage':<{width}}  {'seconds':>8}  share" + ("  started" if start else "")]
+    lines = [f"{'time by stage':<{width}}  {'seconds':>8}  share" + ("  started" if start is not None else "")]
     for label, seconds in rows.items():
         note = "  (failed)" if label in failed else ("  (up to date)" if seconds == 0 else "")
         at = (f"  {(first[label] - start) / 60:5.1f} min" if start is not None and label in first

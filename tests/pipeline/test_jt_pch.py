@@ -94,3 +94,15 @@ def test_kernels_compiled_with_the_header_are_the_same_code():
     assert r["kernels_without"] == r["kernels_with"] == r["compared"] >= 10, r
     assert r["identical"] == r["compared"] and not r["differ"], r
     assert r["outputs_equal"], r
+
+
+def test_the_check_refuses_a_folder_of_other_files(tmp_path, capsys):
+    """`tools.kernel_pch_check --keep DIR` writes only into a new or empty folder."""
+    from tools.kernel_pch_check import main
+
+    (tmp_path / "theirs.txt").write_text("not ours")
+    assert main(["--setting", "tiny", "--keep", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "not empty" in err and str(tmp_path) in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.txt"]
+    assert (tmp_path / "theirs.txt").read_text() == "not ours"
