@@ -12,6 +12,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from .core.atomic import atomic_write_text
 from .core.errors import ConfigError
 
 # Jittor's compiled kernels live here unless JITTOR_HOME says otherwise (the Makefile sets it too).
@@ -108,13 +109,7 @@ def pin_jittor_home(home: str | os.PathLike) -> None:
     if data.get("JITTOR_HOME") == home:
         return
     data["JITTOR_HOME"] = home
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".config.json.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(data))
 
 
 def setup_jittor(device: str = "auto", threads: int | None = None, log=None):

@@ -35,6 +35,8 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from .core.atomic import atomic_path, atomic_write_text
+
 # what Jittor's CPU kernels include most (counted over the ~1,200 kernel sources of the project's
 # cache); a kernel that includes fewer sees more declarations, and its code stays the same
 # (checked: the .text bytes of all 299 kernels of a demo training step)
@@ -73,29 +75,22 @@ def _compiler_is_gcc(cc_path: str) -> bool:
 def build_pch(cc_path: str, cc_flags: str, folder: Path, key: str) -> Path:
     """Write folder/kernels_<key>.h and its .gch (each to a temp name, then renamed); return the
     header. Raises RuntimeError with the compiler's message when GCC cannot build it."""
-    folder.mkdir(parents=True, exist_ok=True)
     header = folder / f"kernels_{key}.h"
     gch = header.with_name(header.name + ".gch")
     if header.exists() and gch.exists():
         return header
-    tmp_h = header.with_name(f".{header.name}.{os.getpid()}.tmp")
-    tmp_g = gch.with_name(f".{gch.name}.{os.getpid()}.tmp")
-    try:
-        tmp_h.write_text(header_text(key))
-        os.replace(tmp_h, header)
+    atomic_write_text(header, header_text(key))
+    with atomic_path(gch) as tmp:
         # -g: Jittor compiles each kernel to assembly with -g (utils/asm_tuner.py), and GCC
         # uses a header precompiled with -g also where no debug information is asked for
-        cmd = [cc_path, "-x", "c++-header", str(header), "-o", str(tmp_g), "-g",
+        cmd = [cc_path, "-x", "c++-header", str(header), "-o", str(tmp), "-g",
                *compile_flags(cc_flags)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
-        if proc.returncode != 0 or not tmp_g.exists():
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired as exc:
+            raise RuntimeError(f"precompiling {header} took over {BUILD_TIMEOUT_S} s") from exc
+        if proc.returncode != 0 or not tmp.stat().st_size:
             raise RuntimeError(f"{cc_path} could not precompile {header}:\n{proc.stderr[-2000:]}")
-        os.replace(tmp_g, gch)
-    except subprocess.TimeoutExpired as exc:
-        raise RuntimeError(f"precompiling {header} took over {BUILD_TIMEOUT_S} s") from exc
-    finally:
-        tmp_h.unlink(missing_ok=True)
-        tmp_g.unlink(missing_ok=True)
     return header
 
 
@@ -115,13 +110,9 @@ def write_wrapper(cc_path: str, header: Path) -> Path:
     text = WRAPPER.format(cc=cc_path, header=header)
     if path.exists() and path.read_text() == text:
         return path
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text)
         tmp.chmod(0o755)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
