@@ -103,12 +103,14 @@ def compare(a: Path, b: Path, tmp: Path) -> tuple[int, list[str]]:
 
 def check(setting: str, device: str = "cpu", keep: str = "") -> dict:
     """Both runs and the comparison; the result as a dict (see the module doc). `keep`: leave
-    the two kernel folders there (off/, on/) instead of removing them."""
+    the two kernel folders there (without/, with___/) instead of removing them."""
     if keep and Path(keep).exists() and any(Path(keep).iterdir()):
         raise FileExistsError(f"--keep {keep}: the folder is not empty; give a new or empty one"
                               " (the check writes without/, with___/ and tmp/ into it)")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="landscape-pch-check-"))
     try:
+        # folder names of one length: kernels embed their source's path (assertion messages),
+        # so paths of other lengths would change the code of kernels that assert
         off = run_child(setting, device, root / "without", pch=False)
         on = run_child(setting, device, root / "with___", pch=True)
         (root / "tmp").mkdir()
