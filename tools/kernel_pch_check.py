@@ -109,8 +109,8 @@ def check(setting: str, device: str = "cpu", keep: str = "") -> dict:
                               " (the check writes without/, with___/ and tmp/ into it)")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="landscape-pch-check-"))
     try:
-        # folder names of one length: kernels embed their source's path (assertion messages),
-        # so paths of other lengths would change the code of kernels that assert
+        # folder names of one length: Jittor's log macros (utils/log.h) point into __FILE__
+        # past its folder, an offset baked into the code of kernels that log or assert
         off = run_child(setting, device, root / "without", pch=False)
         on = run_child(setting, device, root / "with___", pch=True)
         (root / "tmp").mkdir()
