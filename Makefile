@@ -75,36 +75,52 @@ help: ## show this help
 	@echo "  variables: CONFIG=$(CONFIG) DATA=$(DATA) DATA_ID=$(DATA_ID) EXP=$(EXP) NP=$(NP) SET='k=v ...' GEN=DIR"
 
 # ---- installation ---------------------------------------------------------------------------
-# Two steps, so that the stages which need no Jittor (sample data, preprocess, the scorer, the
-# ceilings) can start while Jittor's core still compiles (`make demo` runs them side by side):
-#   $(PKGS)   the venv with every package; Jittor (pyproject's pins) installs first and its core
-#             compile starts in the background, while PyTorch and the rest install
-#   $(STAMP)  the same, with Jittor's core compiled: waits for that compile (or, when it did not
-#             finish, e.g. interrupted, compiles in the foreground and shows its errors)
+# In steps, so that Jittor's core compiles and training starts while PyTorch still installs:
+#   $(BASE)      the venv with what preprocessing, training and generation need (tools/pins.py
+#                train) and the project itself; Jittor installs first and its core compile
+#                starts in the background while the rest of this step installs
+#   $(PKGS)      every other dependency (PyTorch, the scorers' packages, pytest), installed at a
+#                lower CPU priority than the compile and training beside it
+#   $(JT_READY)  Jittor's core compiled: waits for that compile (or, when it did not finish,
+#                e.g. interrupted, compiles in the foreground and shows its errors)
+#   $(STAMP)     all of it
+# pip skips byte-compiling the packages' modules (--no-compile): Python compiles the ones a
+# command imports on first use, a fraction of PyTorch's and transformers' thousands.
+BASE := $(VENV)/.base
 PKGS := $(VENV)/.packages
+JT_READY := $(VENV)/.jittor-ready
+PIP := $(PY) -m pip install --quiet --no-compile
 JT_LOG := $(VENV)/jittor-compile.log
 JT_PID := $(VENV)/jittor-compile.pid
 JT_DONE := $(VENV)/.jittor-compiled
 JT_COMPILE := $(PY) -c 'import pathlib; from pipeline.jt_env import setup_jittor; jt = setup_jittor("auto"); \
     print("jittor", jt.__version__, "cuda" if jt.flags.use_cuda else "cpu"); pathlib.Path("$(JT_DONE)").touch()'
 
-$(PKGS): pyproject.toml
+$(BASE): pyproject.toml tools/pins.py
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.10 is needed (set PYTHON=...)" if sys.version_info < (3, 10) else 0)'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $$(grep -oE '"(jittor|numpy)[^"]*"' pyproject.toml | tr -d '"')
+	$(PIP) $$(grep -oE '"(jittor|numpy)[^"]*"' pyproject.toml | tr -d '"')
 	@echo "compiling Jittor's core once (minutes on a laptop CPU; cached in $(JITTOR_HOME)) while the rest installs"
 	@rm -f $(JT_DONE); $(JT_COMPILE) > $(JT_LOG) 2>&1 & echo $$! > $(JT_PID)
-	$(PY) -m pip install --quiet -e . || { kill $$(cat $(JT_PID)) 2>/dev/null; exit 1; }
+	$(PY) tools/pins.py train | tr '\n' '\0' | xargs -0 $(PIP) || { kill $$(cat $(JT_PID)) 2>/dev/null; exit 1; }
+	$(PIP) --no-deps -e . || { kill $$(cat $(JT_PID)) 2>/dev/null; exit 1; }
 	@touch $@
 
-$(STAMP): $(PKGS)
+$(PKGS): $(BASE)
+	nice -n 10 $(PIP) -e .
+	@touch $@
+
+$(JT_READY): $(BASE)
 	@pid=$$(cat $(JT_PID) 2>/dev/null || true); \
 	while [ ! -f $(JT_DONE) ] && [ -n "$$pid" ] && ps -p "$$pid" -o args= 2>/dev/null | grep -q setup_jittor; do sleep 1; done; \
 	if [ ! -f $(JT_DONE) ]; then \
 	    echo "compiling Jittor's core (log: $(JT_LOG))"; \
 	    $(JT_COMPILE) > $(JT_LOG) 2>&1 || { cat $(JT_LOG); echo "Jittor's core did not compile (log above: $(JT_LOG))"; exit 1; }; \
 	fi; tail -n 1 $(JT_LOG)
+	@touch $@
+
+$(STAMP): $(PKGS) $(JT_READY)
 	@touch $@
 
 setup: $(STAMP) ## create .venv and install everything (done by every other target on first use)
@@ -129,12 +145,12 @@ test-all: $(STAMP) ## run every test, slow ones included
 	$(PY) -m pytest -q
 
 # ---- real data ------------------------------------------------------------------------------
-$(DATA_OUT)/manifest.json: $(CONFIG) | $(PKGS)
+$(DATA_OUT)/manifest.json: $(CONFIG) | $(BASE)
 	$(LS) preprocess --data $(DATA) --out $(DATA_OUT) --config $(CONFIG) $(SETS)
 
 preprocess: $(DATA_OUT)/manifest.json ## validate and preprocess DATA into artifacts/data/DATA_ID
 
-$(RUN)/manifest.json: $(DATA_OUT)/manifest.json $(CONFIG) | $(STAMP)
+$(RUN)/manifest.json: $(DATA_OUT)/manifest.json $(CONFIG) | $(JT_READY)
 	$(TRAIN_CMD) train --data $(DATA_OUT) --out $(RUN) --config $(CONFIG) --resume $(SETS)
 
 train: $(RUN)/manifest.json ## train EXP on DATA (NP=4: 4 processes/GPUs with mpirun, MPI_ARGS='-hostfile hosts'); resumes when interrupted
@@ -151,7 +167,7 @@ $(FIDW): | $(PKGS)
 weights: $(STAMP) ## fill weights/ (FID Inception offline; SegFormer, CLIP, aesthetic head, VGG19 when online)
 	$(LS) weights --dir weights
 
-fit-segformer: $(DATA_OUT)/manifest.json ## fit the mask-accuracy SegFormer on DATA's training labels
+fit-segformer: $(DATA_OUT)/manifest.json | $(PKGS) ## fit the mask-accuracy SegFormer on DATA's training labels
 	$(LS) fit-segformer --data $(DATA_OUT) --out weights/segformer --config $(CONFIG) $(SETS)
 
 submit: $(RUN)/manifest.json ## generate the test maps' images and zip them into artifacts/submission/EXP.zip
@@ -171,22 +187,22 @@ else
 endif
 
 # ---- the demo chain ------------------------------------------------------------------------------
-$(DEMO_RAW)/manifest.json: | $(PKGS)
+$(DEMO_RAW)/manifest.json: | $(BASE)
 	$(LS) sample-data --out $(DEMO_RAW) --train $(DEMO_TRAIN) --test $(DEMO_TEST) --seed 0
 
 $(DEMO_DATA)/manifest.json: $(DEMO_RAW)/manifest.json $(DEMO_CONFIG)
 	$(LS) preprocess --data $(DEMO_RAW) --out $(DEMO_DATA) --config $(DEMO_CONFIG)
 
-$(DEMO_SCORER)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
+$(DEMO_SCORER)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG) | $(PKGS)
 	$(LS) fit-segformer --data $(DEMO_DATA) --out $(DEMO_SCORER) --config $(DEMO_CONFIG) $(SIDE_QUIET)
 
 # training needs no scorer (the demo config scores nothing during training), so it runs beside
 # fit-segformer and the ceilings
-$(DEMO_RUN)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG) | $(STAMP)
+$(DEMO_RUN)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG) | $(JT_READY)
 	$(LS) train --data $(DEMO_DATA) --out $(DEMO_RUN) --config $(DEMO_CONFIG) --resume
 
 # the style term's ceiling: each validation map painted in its reference's own style
-$(DEMO_ORACLE)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG)
+$(DEMO_ORACLE)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG) | $(PKGS)
 	$(LS) style-oracle --data $(DEMO_DATA) --split val --out $(DEMO_ORACLE) --config $(DEMO_CONFIG)
 
 $(DEMO_GEN)/%/manifest.json: $(DEMO_RUN)/manifest.json
@@ -213,14 +229,15 @@ $(DEMO_PKG): $(DEMO_GEN)/test/manifest.json $(A)/eval/demo/test/manifest.json
 	$(LS) package --generated $(DEMO_GEN)/test --data $(DEMO_DATA) --out $(DEMO_ZIP) \
 	    --scores $(A)/eval/demo/test --config $(DEMO_CONFIG)
 
-# `make demo` runs the chain in a second make with DEMO_JOBS jobs: the stages that need no Jittor
-# start while its core compiles, and fit-segformer and the ceilings run beside training. Each
-# process then gets one thread (OMP_NUM_THREADS, unless set): Jittor's training step is no
-# faster with two at the demo's size (docs/benchmarks.md), and two jobs share the two cores.
-# Every stage command runs through the timing wrapper under one run id, the demo's start, so
-# the split at the end includes set-up. fit-segformer and the ground truth's scoring run beside
-# training without progress bars (SIDE_QUIET).
-DEMO_JOBS ?= 2
+# `make demo` runs the chain in a second make with DEMO_JOBS jobs: the data is made while Jittor's
+# core compiles and PyTorch installs (three jobs there, one of which only waits for the
+# compile), training starts once Jittor's core is compiled, and fit-segformer and the ceilings
+# run beside it. At most two jobs do heavy work at once (the chain allows no more). Each process
+# gets one thread (OMP_NUM_THREADS, unless set). Every stage command runs through the timing
+# wrapper under one run id, the demo's start, so the split at the end includes set-up.
+# fit-segformer and the ground truth's scoring run beside training without progress bars
+# (SIDE_QUIET).
+DEMO_JOBS ?= 3
 demo: TIMING_RUN := $(shell date +%s.%N)
 demo: ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
 	@$(MAKE) --no-print-directory -j$(DEMO_JOBS) TIMING_RUN=$(TIMING_RUN) demo-chain
