@@ -96,18 +96,49 @@ def build_pch(cc_path: str, cc_flags: str, folder: Path, key: str) -> Path:
 
 WRAPPER = """#!/bin/sh
 # {cc} with the precompiled kernel header (pipeline/jt_pch.py), except for Jittor's oneDNN
-# kernels (mkl_*: their code comes out laid out differently with it; a handful per network)
+# kernels (mkl_*: their code comes out laid out differently with it; a handful per network).
+# Jittor gives some kernels of identical source text different names (a demo training step
+# compiles 299 kernels from 256 distinct sources): the compile of such a kernel to assembly
+# (asm_tuner's `X_op.cc ... -S -o X_op.post.s`) reuses the assembly of the first one, with the
+# kernel's name put in for the first one's: the code and data the compiler would write (only
+# the debug-information strings can come in another order).
 case "$*" in
   *"/mkl_"*) exec "{cc}" "$@" ;;
 esac
-exec "{cc}" -include "{header}" "$@"
+src=; out=; prev=
+for a in "$@"; do
+  [ "$prev" = "-o" ] && out=$a
+  case "$a" in *_op.cc) src=$a ;; esac
+  prev=$a
+done
+stem=${{src##*/}}; stem=${{stem%.cc}}; dir=${{src%/*}}
+plain() {{ exec "{cc}" -include "{header}" "$@"; }}
+case "$src" in */*_op.cc) ;; *) plain "$@" ;; esac
+case "$out" in *_op.post.s) ;; *) plain "$@" ;; esac
+case "$stem" in *[!A-Za-z0-9_]*) plain "$@" ;; esac
+command -v sha256sum >/dev/null 2>&1 || plain "$@"
+index="{index}"
+key=$( {{ printf '%s\\n' "$PWD" "$dir" "$*" | sed "s/$stem/@/g"; cat "$src"; }} | sha256sum | cut -c1-32 )
+for hit in "$index/$key".*; do
+  old=${{hit##*.}}
+  if [ "$old" != "$stem" ] && [ -f "$dir/$old.post.s" ]; then
+    if sed "s/$old/$stem/g" "$dir/$old.post.s" > "$out.$$.tmp" && mv "$out.$$.tmp" "$out"; then
+      echo "$src" >> "$index/reused.log"
+      exit 0
+    fi
+    rm -f "$out.$$.tmp"
+  fi
+done
+"{cc}" -include "{header}" "$@" || exit $?
+mkdir -p "$index" && : > "$index/$key.$stem"
 """
 
 
 def write_wrapper(cc_path: str, header: Path) -> Path:
-    """The compiler wrapper beside `header` (written to a temp name, then renamed)."""
+    """The compiler wrapper beside `header` (written to a temp name, then renamed); the index of
+    the kernels' assembly it reuses is the folder beside it named like it, plus `.asm`."""
     path = header.with_name(header.stem + "-cc")
-    text = WRAPPER.format(cc=cc_path, header=header)
+    text = WRAPPER.format(cc=cc_path, header=header, index=header.with_name(header.stem + ".asm"))
     if path.exists() and path.read_text() == text:
         return path
     with atomic_path(path) as tmp:

@@ -71,7 +71,20 @@ def child(setting: str, device: str, keep: str) -> None:
 
     digest = hashlib.sha256(b"".join(np.asarray(o, dtype="float64").tobytes() for o in outs))
     print(TAG + json.dumps({"kernels": count_kernels(jit), "seconds": round(seconds, 2),
+                            "reused": reused_assembly(jt.flags.cc_path, jit),
                             "digest": digest.hexdigest()}), flush=True)
+
+
+def reused_assembly(cc_path: str, jit: Path) -> int:
+    """Kernels in `jit` whose assembly the header's wrapper reused from one of identical source
+    (pipeline/jt_pch.py): the lines of its reused.log naming that folder."""
+    wrapper = Path(cc_path)
+    if not wrapper.name.endswith("-cc"):
+        return 0
+    log = wrapper.with_name(wrapper.name[:-len("-cc")] + ".asm") / "reused.log"
+    if not log.exists():
+        return 0
+    return sum(1 for line in log.read_text().splitlines() if line.startswith(f"{jit}/"))
 
 
 def run_child(setting: str, device: str, keep: Path, pch: bool) -> dict:
@@ -119,7 +132,7 @@ def check(setting: str, device: str = "cpu", keep: str = "") -> dict:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
     return {"setting": setting, "kernels_without": off["kernels"], "kernels_with": on["kernels"],
-            "seconds_without": off["seconds"], "seconds_with": on["seconds"],
+            "seconds_without": off["seconds"], "seconds_with": on["seconds"], "reused_with": on["reused"],
             "compared": common, "identical": common - len(differ), "differ": differ,
             "outputs_equal": off["digest"] == on["digest"]}
 
@@ -143,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| {r['setting']}: first run, empty kernel folder | kernels | seconds |")
     print("| --- | --- | --- |")
     print(f"| without the precompiled header | {r['kernels_without']} | {r['seconds_without']:.1f} |")
-    print(f"| with it | {r['kernels_with']} | {r['seconds_with']:.1f} |")
+    print(f"| with it | {r['kernels_with']} ({r['reused_with']} of identical source, assembly reused) |"
+          f" {r['seconds_with']:.1f} |")
     print(f"kernels compiled both ways: {r['compared']}; identical .text: {r['identical']};"
           f" outputs equal: {r['outputs_equal']}")
     for name in r["differ"]:

@@ -106,3 +106,69 @@ def test_the_check_refuses_a_folder_of_other_files(tmp_path, capsys):
     assert "not empty" in err and str(tmp_path) in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["theirs.txt"]
     assert (tmp_path / "theirs.txt").read_text() == "not ours"
+
+
+KERNEL = """#include <cstdio>
+struct Announce { Announce() { std::printf("%s\\n", __FILE__); } } announce;
+extern "C" int run(int n) { std::vector<int> v(n, 2); int t = 0; for (int x : v) t += x; return t; }
+"""
+
+
+def _asm(wrapper: Path, source: Path) -> subprocess.CompletedProcess:
+    """What Jittor's asm_tuner runs first for a kernel: its source to assembly, with -g."""
+    return subprocess.run([str(wrapper), str(source), "-O2", "-fPIC", "-S", "-g", "-o",
+                           str(source.with_suffix(".post.s"))], capture_output=True, text=True)
+
+
+def _sections(asm: Path, tmp: Path) -> tuple[bytes, bytes]:
+    """(.text, .rodata) of the assembly, assembled and linked."""
+    lib = tmp / (asm.name + ".so")
+    subprocess.run(["g++", "-x", "assembler", str(asm), "-shared", "-o", str(lib)], check=True)
+    from tools.kernel_pch_check import text_section
+
+    ro = tmp / (asm.name + ".ro")
+    subprocess.run(["objcopy", "-O", "binary", "--only-section=.rodata", str(lib), str(ro)], check=True)
+    return text_section(lib, tmp), ro.read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("g++") is None or shutil.which("objcopy") is None
+                    or shutil.which("sha256sum") is None, reason="no g++, objcopy or sha256sum")
+def test_a_kernel_of_the_same_source_reuses_the_assembly_with_its_own_name(tmp_path):
+    """Jittor names some identical kernels differently: the second one's assembly is the first
+    one's with the name changed, and assembles to the code and data (its own __FILE__, its own
+    initialiser) that compiling it gives. Another source, flags or folder compiles."""
+    header = tmp_path / "kernels_k.h"
+    header.write_text("#include <vector>\n")
+    wrapper = jt_pch.write_wrapper(shutil.which("g++"), header)
+    jit = tmp_path / "jit"
+    jit.mkdir()
+    first, second = jit / "aaa_hash_1_op.cc", jit / "bbbbbb_hash_22_op.cc"
+    for f in (first, second):
+        f.write_text(KERNEL)
+    assert _asm(wrapper, first).returncode == 0 and _asm(wrapper, second).returncode == 0
+    log = tmp_path / "kernels_k.asm" / "reused.log"
+    assert log.read_text().splitlines() == [str(second)]
+    reused = second.with_suffix(".post.s").read_text()
+    assert "bbbbbb_hash_22_op" in reused and "aaa_hash_1_op" not in reused
+    # the same kernel compiled, not reused
+    fresh = jit / "fresh_op.post.s"
+    subprocess.run(["g++", "-include", str(header), str(second), "-O2", "-fPIC", "-S", "-g", "-o", str(fresh)],
+                   check=True)
+    assert _sections(second.with_suffix(".post.s"), tmp_path) == _sections(fresh, tmp_path)
+    # another source text, other flags, another folder: compiled (the log does not grow)
+    third = jit / "ccc_hash_3_op.cc"
+    third.write_text(KERNEL.replace("2)", "3)"))
+    assert _asm(wrapper, third).returncode == 0
+    assert subprocess.run([str(wrapper), str(first), "-O1", "-fPIC", "-S", "-g", "-o",
+                           str(jit / "ddd_op.post.s")]).returncode == 0
+    other = tmp_path / "jit2"
+    other.mkdir()
+    (other / "eee_hash_5_op.cc").write_text(KERNEL)
+    assert _asm(wrapper, other / "eee_hash_5_op.cc").returncode == 0
+    assert log.read_text().splitlines() == [str(second)]
+    # a compile error is the compiler's, and nothing is recorded for it
+    bad = jit / "bad_hash_9_op.cc"
+    bad.write_text("this is not C++\n")
+    out = _asm(wrapper, bad)
+    assert out.returncode != 0 and "error" in out.stderr
+    assert not list((tmp_path / "kernels_k.asm").glob("*.bad_hash_9_op"))
