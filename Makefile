@@ -194,7 +194,7 @@ $(DEMO_DATA)/manifest.json: $(DEMO_RAW)/manifest.json $(DEMO_CONFIG)
 	$(LS) preprocess --data $(DEMO_RAW) --out $(DEMO_DATA) --config $(DEMO_CONFIG)
 
 $(DEMO_SCORER)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG) | $(PKGS)
-	$(SIDE_NICE) $(LS) fit-segformer --data $(DEMO_DATA) --out $(DEMO_SCORER) --config $(DEMO_CONFIG) $(SIDE_QUIET)
+	$(LS) fit-segformer --data $(DEMO_DATA) --out $(DEMO_SCORER) --config $(DEMO_CONFIG) $(SIDE_QUIET)
 
 # training needs no scorer (the demo config scores nothing during training), so it runs beside
 # fit-segformer and the ceilings
@@ -210,7 +210,7 @@ $(DEMO_GEN)/%/manifest.json: $(DEMO_RUN)/manifest.json
 
 # the ceiling: the validation photos themselves through the same scorer
 $(DEMO_CEIL)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_SCORER)/manifest.json $(DEMO_CONFIG) | $(FIDW)
-	$(SIDE_NICE) $(LS) evaluate --ground-truth --data $(DEMO_DATA) --split val --out $(DEMO_CEIL) \
+	$(LS) evaluate --ground-truth --data $(DEMO_DATA) --split val --out $(DEMO_CEIL) \
 	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER) $(SIDE_QUIET)
 
 ceiling: $(DEMO_CEIL)/manifest.json $(DEMO_ORACLE)/manifest.json ## the demo's ceilings: its val photos through the same scorer, and the style oracle
@@ -236,8 +236,7 @@ $(DEMO_PKG): $(DEMO_GEN)/test/manifest.json $(A)/eval/demo/test/manifest.json
 # gets one thread (OMP_NUM_THREADS, unless set). Every stage command runs through the timing
 # wrapper under one run id, the demo's start, so the split at the end includes set-up.
 # fit-segformer and the ground truth's scoring run beside training without progress bars
-# (SIDE_QUIET) and at a lower CPU priority (SIDE_NICE): while training compiles its kernels on
-# both cores they take what is left, and once its steps run on one core they have the other.
+# (SIDE_QUIET).
 DEMO_JOBS ?= 3
 demo: TIMING_RUN := $(shell date +%s.%N)
 demo: ## the whole chain on the built-in sample dataset (CPU, minutes): data, scorer, train, generate, score, zip
@@ -251,9 +250,8 @@ ifneq ($(TIMING_RUN),)
 LS = $(PY) -m pipeline.core.timing run --file $(A)/timings.json --run-id $(TIMING_RUN) -- $(VENV)/bin/landscape
 ifneq ($(DEMO_JOBS),1)
 export OMP_NUM_THREADS ?= 1
-# the stages that run beside training keep their progress bars off its line and yield the CPU
+# the stages that run beside training keep their progress bars off its line
 SIDE_QUIET := --quiet
-SIDE_NICE := nice -n 10
 endif
 endif
 
