@@ -100,7 +100,7 @@ $(BASE): pyproject.toml tools/pins.py
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.10 is needed (set PYTHON=...)" if sys.version_info < (3, 10) else 0)'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PIP) $$(grep -oE '"(jittor|numpy)[^"]*"' pyproject.toml | tr -d '"')
+	$(PY) tools/pins.py jittor | tr '\n' '\0' | xargs -0 $(PIP)
 	@echo "compiling Jittor's core once (minutes on a laptop CPU; cached in $(JITTOR_HOME)) while the rest installs"
 	@rm -f $(JT_DONE); $(JT_COMPILE) > $(JT_LOG) 2>&1 & echo $$! > $(JT_PID)
 	$(PY) tools/pins.py train | tr '\n' '\0' | xargs -0 $(PIP) || { kill $$(cat $(JT_PID)) 2>/dev/null; exit 1; }

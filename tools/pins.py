@@ -1,5 +1,7 @@
 """The project's requirement strings, read from pyproject.toml, for the Makefile's set-up.
 
+    python tools/pins.py jittor  Jittor and numpy: installed first of all, so that Jittor's core
+                                 compile can start while the rest installs
     python tools/pins.py train   what preprocessing, training and generation need (Jittor,
                                  numpy, Pillow, OpenCV, ...): installed first, so that Jittor's
                                  core compiles and training starts while PyTorch installs
@@ -22,6 +24,7 @@ PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 # (tests/test_pins.py runs them with every other one blocked)
 TRAIN = ("jittor", "jittor-offline", "numpy", "pillow", "opencv-python", "click", "tqdm",
          "safetensors", "tomli")
+JITTOR = ("jittor", "jittor-offline", "numpy")
 
 
 def dependencies(text: str) -> list[str]:
@@ -43,8 +46,10 @@ def name(requirement: str) -> str:
 def select(requirements: list[str], group: str) -> list[str]:
     if group == "all":
         return requirements
+    if group == "jittor":
+        return [r for r in requirements if name(r) in JITTOR]
     if group not in ("train", "rest"):
-        raise ValueError(f"group {group!r}: use train, rest or all")
+        raise ValueError(f"group {group!r}: use jittor, train, rest or all")
     return [r for r in requirements if (name(r) in TRAIN) == (group == "train")]
 
 
@@ -54,6 +59,10 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         chosen = select(dependencies(PYPROJECT.read_text()), argv[0])
+    except OSError as exc:
+        print(f"tools/pins.py: cannot read {PYPROJECT} ({exc.strerror}); run it from a checkout of "
+              "the project", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"tools/pins.py: {exc}", file=sys.stderr)
         return 2

@@ -23,13 +23,22 @@ def test_the_groups_split_pyprojects_dependencies(root):
     assert "jittor==1.3.11.0" in train and "torch==2.14.1" in rest
     assert "tomli; python_version < '3.11'" in train  # markers kept whole (one argument each)
     assert {pins.name(r) for r in rest} == set(REST_MODULES)
+    # the very first install: what Jittor's core compile needs, all of it in the train group
+    assert pins.select(every, "jittor") == ["jittor==1.3.11.0", "jittor-offline", "numpy<2"]
 
 
 def test_command_line_and_a_bad_group(capsys):
     assert pins.main(["rest"]) == 0
     assert "torchvision==0.29.1" in capsys.readouterr().out.splitlines()
-    assert pins.main(["gpu"]) == 2 and "use train, rest or all" in capsys.readouterr().err
+    assert pins.main(["gpu"]) == 2 and "use jittor, train, rest or all" in capsys.readouterr().err
     assert pins.name("Torch_Fidelity==0.4.0") == "torch-fidelity"
+
+
+def test_a_missing_pyproject_is_named(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(pins, "PYPROJECT", tmp_path / "pyproject.toml")
+    assert pins.main(["train"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "pyproject.toml") in err and "checkout" in err
 
 
 def test_training_side_commands_run_without_the_rest(sample_raw, tmp_path):
