@@ -119,7 +119,8 @@ def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
     OMP_NUM_THREADS as it is. `log` (a print function) gets one line: device and threads.
 
     Without a GPU, `nvcc_path` is emptied before the import: a stub or broken nvcc on the PATH
-    otherwise makes jittor's import fail. `FIX_TORCH_ERROR=0` keeps jittor from importing torch.
+    otherwise makes jittor's import fail. With one, `jt_cuda.prepare_cuda` first adapts Jittor
+    to CUDA >= 13 and cuDNN >= 9 where they are installed. `FIX_TORCH_ERROR=0` keeps jittor from importing torch.
     """
     device = resolve_device(device)
     if threads is not None:
@@ -138,6 +139,13 @@ def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
         os.environ.setdefault("log_silent", "1")
     if device == "cpu":
         os.environ["nvcc_path"] = ""
+    else:
+        from .jt_cuda import prepare_cuda
+
+        # cutlass (attention kernels, unused here) is downloaded at Jittor's CUDA import: offline
+        # machines fail there
+        os.environ.setdefault("use_cutlass", "0")
+        prepare_cuda(os.environ["JITTOR_HOME"], log)
     if local_ranks() == 1 and "OMPI_COMM_WORLD_SIZE" not in os.environ:
         # one process needs no NCCL; with mpicc present Jittor would fetch and build it at import
         os.environ.setdefault("use_nccl", "0")
