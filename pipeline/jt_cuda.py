@@ -1,38 +1,45 @@
-"""Jittor 1.3.11 on today's CUDA: a small compatibility folder made before Jittor's CUDA import.
+"""Jittor 1.3.11 on today's CUDA: what its CUDA import needs on CUDA 13 and with cuDNN 9.
 
 Jittor 1.3.11 was written for CUDA 10-12 and cuDNN 7-8. On a machine with CUDA 13, or with
 cuDNN 9 (what PyTorch's CUDA wheels bring as `nvidia-*` pip packages), its first CUDA import
 fails to compile or to find its libraries:
 
 - CUDA 13 removed `cudaDeviceProp.clockRate` and `.computeMode`, which Jittor's
-  `extern/cuda/inc/helper_cuda.h` reads (every core file that includes it fails);
+  `extern/cuda/inc/helper_cuda.h` reads (every core file and op library that includes it fails);
 - CUDA 13's CUB and Thrust need C++17, and Jittor compiles its CUDA files with `-std=c++14`;
+- cuTT, the transpose library Jittor builds at import, reads `clockRate` too;
 - cuDNN 9 removed the v6 RNN API that Jittor's `cudnn_rnn` ops call, and split libcudnn into
   other parts than the four cuDNN 8 ones Jittor loads by name (`libcudnn_cnn_infer.so`, ...);
 - cuDNN, cuBLAS, cuRAND, cuFFT and cuSPARSE may live in pip's `nvidia/*/lib` folders instead
   of the CUDA folder, where Jittor looks for them (`<nvcc>/../include`, `<nvcc>/../lib64`).
 
 `prepare_cuda` finds nvcc (`nvcc_path`, then the PATH, then /usr/local/cuda), reads what is
-installed, and only when something above applies builds `<JITTOR_HOME>/cuda_compat/<key>/`:
+installed and, only where something above applies:
 
-    bin/nvcc       a wrapper: the real nvcc with `-std=c++17` for `-std=c++14` (CUDA >= 13) and
-                   `-I jtinc` first; the other tools are links to the real ones
-    include/       links to the CUDA headers and to those of the pip packages (cudnn.h, ...)
+- (CUDA >= 13) rewrites Jittor's `helper_cuda.h` in place to read clock rate and compute mode
+  with `cudaDeviceGetAttribute`, which every CUDA since 5 has (the original is kept beside it as
+  `helper_cuda.h.orig`; Jittor's compile cache does not track this header, so nothing compiled
+  is invalidated). In place, because Jittor puts its own include folder first on the command
+  line of its op libraries; the file is checked to be 1.3.11's before it is changed;
+- (CUDA >= 13) sets `use_cutt=0`: Jittor then uses its own transposes;
+- builds `<JITTOR_HOME>/cuda_compat/<key>/` and sets `nvcc_path` to its `bin/nvcc`:
+
+    bin/nvcc       the real nvcc, with `-std=c++17` for `-std=c++14` on CUDA >= 13; the other
+                   tools are links to the real ones
+    include/       links to the CUDA headers and to those of the pip packages; for cuDNN >= 9
+                   its cudnn.h is the real one plus the removed RNN functions as stubs that
+                   return CUDNN_STATUS_NOT_SUPPORTED (the project's networks have no RNN)
     lib64/         links to the CUDA libraries and to the pip packages' ones, with the unversioned
                    names the linker needs (libcudnn.so -> libcudnn.so.9) and the cuDNN 8 part
                    names Jittor loads pointed at their cuDNN 9 successors
-    jtinc/         helper_cuda.h: Jittor's own, reading clock rate and compute mode through
-                   cudaDeviceGetAttribute (CUDA >= 13); cudnn.h: the real one plus the removed
-                   RNN functions as stubs that return CUDNN_STATUS_NOT_SUPPORTED (cuDNN >= 9;
-                   the project's networks have no RNN)
 
-and points Jittor at it (`nvcc_path`, and `-I jtinc` in `cc_flags` for the host compiler). On
-CUDA >= 13 it also sets `use_cutt=0`: cuTT, the transpose library Jittor builds at import, reads
-`clockRate` as well, and Jittor has transposes of its own. The
-libraries it found outside the system's search path are loaded first (ctypes, RTLD_GLOBAL), so
-that Jittor's compiled ops find them. Jittor's sources are not touched. The key is a hash of
-the real nvcc, its version, what was found and this file's recipe: another CUDA gets another
-folder. `LANDSCAPE_CUDA_COMPAT=0` turns it off.
+Jittor takes its include and library folders from nvcc's (`<nvcc>/../include`, `../lib64`), so
+this folder is all it sees. The libraries found outside the system's search path are loaded
+first (ctypes, RTLD_GLOBAL), so that Jittor's compiled ops find them. `cc_flags` and `cc_path`
+are left alone: Jittor's own compile cache (jit_utils) keys on them, and a change makes the
+next CPU or CUDA process stop with "jit_utils updated, please rerun your command". The key is a
+hash of the real nvcc, its version, what was found and this file's recipe: another CUDA gets
+another folder. `LANDSCAPE_CUDA_COMPAT=0` turns all of it off.
 """
 
 from __future__ import annotations
@@ -48,7 +55,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RECIPE = 1  # bump when the folder's content changes
+from .core.atomic import atomic_write_text
+
+RECIPE = 2  # bump when the folder's content changes
 COMPAT_DIR = "cuda_compat"
 # the libraries Jittor links (setup_cuda_extern) and cuBLAS's helper, in load order
 LIBS = ("cudart", "cublasLt", "cublas", "cudnn", "curand", "cufft", "cusparse")
@@ -165,9 +174,7 @@ def inspect(nvcc: Path, extra_include: list[Path] | None = None,
 
 # ---------------------------------------------------------------------------- the folder
 NVCC_WRAPPER = """#!/bin/sh
-# Jittor's nvcc, made by pipeline/jt_cuda.py ({why}): the real nvcc with
-# the compatibility headers first{std_note}.
-case "$1" in --version|-V) exec "{real}" "$@";; esac
+# Jittor's nvcc, made by pipeline/jt_cuda.py ({why}): the real nvcc{std_note}.
 for a do
   shift
   case "$a" in
@@ -175,8 +182,9 @@ for a do
     *) set -- "$@" "$a" ;;
   esac
 done
-exec "{real}" -I"{jtinc}" "$@"
+exec "{real}" "$@"
 """
+PATCH_MARK = "// patched by pipeline/jt_cuda.py"
 
 
 def helper_cuda_text(original: str) -> str:
@@ -201,15 +209,36 @@ def helper_cuda_text(original: str) -> str:
     text = head + helper + anchor + init + "\n}\n" + rest
     if "deviceProp.computeMode" in text or "deviceProp.clockRate" in text:
         raise RuntimeError("helper_cuda.h: a removed cudaDeviceProp field was left in place")
-    return ("// Jittor's helper_cuda.h for CUDA >= 13, made by pipeline/jt_cuda.py: clockRate and\n"
-            "// computeMode are read with cudaDeviceGetAttribute (the fields are gone).\n" + text)
+    return (f"{PATCH_MARK} for CUDA >= 13: clockRate and computeMode are read with\n"
+            "// cudaDeviceGetAttribute (CUDA 13 removed the fields); the original is helper_cuda.h.orig\n"
+            + text)
 
 
-def cudnn_text() -> str:
+def patch_helper_cuda(jittor_dir: Path) -> bool:
+    """Rewrite Jittor's helper_cuda.h for CUDA >= 13 (once; the original kept as .orig). True
+    when it was changed now."""
+    path = jittor_dir / "extern" / "cuda" / "inc" / "helper_cuda.h"
+    original = path.read_text()
+    if PATCH_MARK in original:
+        return False
+    text = helper_cuda_text(original)
+    try:
+        backup = path.with_name(path.name + ".orig")
+        if not backup.exists():
+            atomic_write_text(backup, original)
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise RuntimeError(f"{path}: cannot rewrite it for CUDA 13 ({exc.strerror}); run once as the"
+                           " user who installed Jittor, or set LANDSCAPE_CUDA_COMPAT=0 and use"
+                           " CUDA <= 12") from exc
+    return True
+
+
+def cudnn_text(real: Path) -> str:
     stubs = "".join(f"JT_CUDNN_REMOVED({name})\n" for name in CUDNN9_REMOVED)
     return ("// made by pipeline/jt_cuda.py: the real cudnn.h, and for cuDNN >= 9 the RNN functions it\n"
             "// removed, which Jittor's cudnn_rnn ops call, as stubs that say NOT_SUPPORTED.\n"
-            "#pragma once\n#include_next <cudnn.h>\n"
+            f'#pragma once\n#include "{real}"\n'
             "#if defined(__cplusplus) && CUDNN_MAJOR >= 9\n"
             "#define JT_CUDNN_REMOVED(name) template <class... A> static inline cudnnStatus_t"
             " name(A...) { return CUDNN_STATUS_NOT_SUPPORTED; }\n"
@@ -240,7 +269,7 @@ def build_compat(found: CudaInstall, jittor_dir: Path, root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
     try:
-        for sub in ("bin", "include", "lib64", "jtinc"):
+        for sub in ("bin", "include", "lib64"):
             (tmp / sub).mkdir()
         real = found.nvcc.resolve()
         for entry in sorted(real.parent.iterdir()):
@@ -262,17 +291,16 @@ def build_compat(found: CudaInstall, jittor_dir: Path, root: Path) -> Path:
                                 new[3:-3])
                 if part is not None and not os.path.lexists(tmp / "lib64" / old):
                     (tmp / "lib64" / old).symlink_to(part.resolve())
-            (tmp / "jtinc" / "cudnn.h").write_text(cudnn_text())
+            (tmp / "include" / "cudnn.h").unlink()
+            (tmp / "include" / "cudnn.h").write_text(cudnn_text(found.headers["cudnn.h"] / "cudnn.h"))
         std_case, std_note = "", ""
         if found.version >= (13, 0):
-            original = (jittor_dir / "extern" / "cuda" / "inc" / "helper_cuda.h").read_text()
-            (tmp / "jtinc" / "helper_cuda.h").write_text(helper_cuda_text(original))
             std_case = '-std=c++14) set -- "$@" -std=c++17 ;;'
-            std_note = ", and C++17 for C++14 (CUDA >= 13's CUB and Thrust need it)"
+            std_note = " with C++17 for C++14 (CUDA >= 13's CUB and Thrust need it)"
         wrapper = tmp / "bin" / "nvcc"
         wrapper.write_text(NVCC_WRAPPER.format(
             why="; ".join(found.reasons()) or "no change needed", real=real,
-            jtinc=folder / "jtinc", std_case=std_case, std_note=std_note))
+            std_case=std_case, std_note=std_note))
         wrapper.chmod(0o755)
         try:
             os.rename(tmp, folder)
@@ -289,6 +317,14 @@ def _on_default_path(path: Path) -> bool:
     return str(path.parent) in SYSTEM_LIB_DIRS or path.parent == Path("/lib")
 
 
+def installed_jittor() -> Path | None:
+    """The folder of the jittor package that `import jittor` will load (not imported here)."""
+    spec = importlib.util.find_spec("jittor")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
 def prepare_cuda(jittor_home: str | os.PathLike, log=None) -> dict:
     """Before Jittor's CUDA import: build (once) and use the compatibility folder where this
     machine needs it. Returns what was done: {"nvcc", "version", "reasons", "folder"}; an empty
@@ -298,10 +334,9 @@ def prepare_cuda(jittor_home: str | os.PathLike, log=None) -> dict:
     nvcc = find_nvcc()
     if nvcc is None:
         return {}
-    spec = importlib.util.find_spec("jittor")
-    if spec is None or not spec.submodule_search_locations:
+    jittor_dir = installed_jittor()
+    if jittor_dir is None:
         return {}
-    jittor_dir = Path(list(spec.submodule_search_locations)[0])
     found = inspect(nvcc)
     reasons = found.reasons()
     info = {"nvcc": str(nvcc), "version": "%d.%d" % found.version, "reasons": reasons, "folder": None}
@@ -311,11 +346,9 @@ def prepare_cuda(jittor_home: str | os.PathLike, log=None) -> dict:
     info["folder"] = str(folder)
     os.environ["nvcc_path"] = str(folder / "bin" / "nvcc")
     os.environ["LANDSCAPE_REAL_NVCC"] = str(nvcc)
-    if found.version >= (13, 0):  # cuTT (transposes; Jittor has its own) reads clockRate too
-        os.environ.setdefault("use_cutt", "0")
-    flag = f'-I"{folder / "jtinc"}"'
-    if flag not in os.environ.get("cc_flags", ""):
-        os.environ["cc_flags"] = (os.environ.get("cc_flags", "") + " " + flag).strip()
+    if found.version >= (13, 0):
+        info["patched_now"] = patch_helper_cuda(jittor_dir)
+        os.environ.setdefault("use_cutt", "0")  # cuTT reads clockRate too; Jittor has its own transposes
     for name in LIBS:  # ops link lib<name>.so.N: load the ones the loader would not find
         path = found.libs.get(name)
         if path is not None and not _on_default_path(path):

@@ -81,7 +81,9 @@ def test_cuda_training_step_agrees_with_cpu(sample_preprocessed, tmp_path):
     """One training step from the same initial weights on CUDA and on the CPU: the same losses
     and gradients (Adam's first moments, beta1 = 0) up to float32 kernel differences."""
     runs = {}
-    for device in ("cpu", "cuda"):
+    # CUDA first: Jittor is imported once per process, and one imported for the CPU (nvcc_path
+    # emptied) cannot switch to CUDA, while one imported for CUDA also runs on the CPU
+    for device in ("cuda", "cpu"):
         cfg = tiny_config("train.max_steps=1", f'device="{device}"', "model.use_vae=false",
                           "model.hint_dropout=0.0", *NO_STYLE)
         result = run_train(cfg, sample_preprocessed, tmp_path / device, progress=False)

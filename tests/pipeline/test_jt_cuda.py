@@ -1,7 +1,7 @@
 """Jittor on CUDA 13 / cuDNN 9 (pipeline/jt_cuda.py), without a GPU: a fake CUDA folder and a
 fake pip cuDNN, the compatibility folder made from them, its nvcc wrapper run for real (the
-"real" nvcc is a script that records its arguments), the patched helper_cuda.h of the Jittor
-installed here, and the cuDNN stubs compiled and run with g++."""
+"real" nvcc is a script that records its arguments), a copy of the installed Jittor's
+helper_cuda.h rewritten, and the cuDNN stubs compiled and run with g++."""
 
 from __future__ import annotations
 
@@ -51,10 +51,13 @@ def _fake_cuda(tmp_path: Path, release: str = "13.0", cudnn: int = 9, cudnn_in_p
 
 
 def _jittor_dir(tmp_path: Path) -> Path:
-    """Jittor's folder, or a copy of its helper_cuda.h where jittor is not installed."""
-    if JITTOR is not None:
-        return Path(list(JITTOR.submodule_search_locations)[0])
-    pytest.skip("jittor is not installed")
+    """A copy of the installed Jittor's extern/cuda/inc (what jt_cuda reads and rewrites)."""
+    if JITTOR is None:
+        pytest.skip("jittor is not installed")
+    real = Path(list(JITTOR.submodule_search_locations)[0]) / "extern" / "cuda" / "inc"
+    copy = tmp_path / "jittor"
+    shutil.copytree(real, copy / "extern" / "cuda" / "inc")
+    return copy
 
 
 def test_cuda_13_and_cudnn_9_in_pip_need_the_folder_and_cuda_12_does_not(tmp_path):
@@ -82,15 +85,16 @@ def test_the_folder_links_headers_and_libraries_and_its_nvcc_asks_for_cxx17(tmp_
     assert (links / "libcublas.so").resolve() == (nvcc.parent.parent / "lib64" / "libcublas.so.13")
     assert (links / "libcudnn_cnn_train.so").resolve() == lib[0] / "libcudnn_cnn.so.9"
     assert (links / "libcudnn_ops_infer.so").resolve() == lib[0] / "libcudnn_ops.so.9"
-    assert (folder / "include" / "cudnn.h").resolve() == inc[0] / "cudnn.h"
+    assert f'#include "{inc[0] / "cudnn.h"}"' in (folder / "include" / "cudnn.h").read_text()
+    assert (folder / "include" / "cudnn_version.h").resolve() == inc[0] / "cudnn_version.h"
     assert (folder / "include" / "cuda_runtime.h").is_symlink()
     assert (folder / "bin" / "ptxas").resolve() == nvcc.parent / "ptxas"
-    # the wrapper runs the real nvcc: C++17 for C++14, the compatibility headers first, the rest kept
+    # the wrapper runs the real nvcc: C++17 for C++14, the rest kept
     out = subprocess.run([str(folder / "bin" / "nvcc"), "-std=c++14", "-x", "cu", "a b.cu", "-o", "x.o"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     args = (tmp_path / "args").read_text().splitlines()
-    assert args == [f"-I{folder / 'jtinc'}", "-std=c++17", "-x", "cu", "a b.cu", "-o", "x.o"]
+    assert args == ["-std=c++17", "-x", "cu", "a b.cu", "-o", "x.o"]
     version = subprocess.run([str(folder / "bin" / "nvcc"), "--version"], capture_output=True, text=True)
     assert "release 13.0" in version.stdout
     # another CUDA, another folder
@@ -104,9 +108,9 @@ def test_cuda_12_with_cudnn_9_keeps_cxx14(tmp_path):
     found = jt_cuda.inspect(nvcc, inc, lib)
     assert [r.split(":")[0] for r in found.reasons()] == ["cuDNN 9", "found outside the CUDA folder"]
     folder = jt_cuda.build_compat(found, _jittor_dir(tmp_path), tmp_path / "home")
-    assert not (folder / "jtinc" / "helper_cuda.h").exists() and (folder / "jtinc" / "cudnn.h").exists()
+    assert "cudnnRNNForwardTraining" in (folder / "include" / "cudnn.h").read_text()
     subprocess.run([str(folder / "bin" / "nvcc"), "-std=c++14", "-c"], check=True)
-    assert (tmp_path / "args").read_text().splitlines()[1] == "-std=c++14"
+    assert (tmp_path / "args").read_text().splitlines() == ["-std=c++14", "-c"]
 
 
 def test_helper_cuda_reads_the_removed_fields_through_device_attributes(tmp_path):
@@ -126,11 +130,35 @@ def test_helper_cuda_reads_the_removed_fields_through_device_attributes(tmp_path
                                  + "deviceProp.clockRate")
 
 
+def test_helper_cuda_is_rewritten_in_place_once_and_the_original_kept(tmp_path):
+    jdir = _jittor_dir(tmp_path)
+    path = jdir / "extern" / "cuda" / "inc" / "helper_cuda.h"
+    original = path.read_text()
+    assert jt_cuda.patch_helper_cuda(jdir) is True
+    assert path.read_text() == jt_cuda.helper_cuda_text(original)
+    assert path.with_name("helper_cuda.h.orig").read_text() == original
+    assert jt_cuda.patch_helper_cuda(jdir) is False  # already done: left as it is
+    assert path.read_text() == jt_cuda.helper_cuda_text(original)
+    assert sorted(p.name for p in path.parent.iterdir() if p.name.startswith("."))  == []
+
+
+def test_a_jittor_that_cannot_be_written_gets_an_error_that_names_the_file(tmp_path, monkeypatch):
+    jdir = _jittor_dir(tmp_path)
+
+    def refuse(path, text):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(jt_cuda, "atomic_write_text", refuse)
+    with pytest.raises(RuntimeError, match="helper_cuda.h: cannot rewrite it for CUDA 13 "
+                                           r"\(Permission denied\).*LANDSCAPE_CUDA_COMPAT=0"):
+        jt_cuda.patch_helper_cuda(jdir)
+
+
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
 def test_the_removed_cudnn_rnn_functions_compile_and_say_not_supported(tmp_path):
-    (tmp_path / "jtinc").mkdir()
+    (tmp_path / "ours").mkdir()
     (tmp_path / "real").mkdir()
-    (tmp_path / "jtinc" / "cudnn.h").write_text(jt_cuda.cudnn_text())
+    (tmp_path / "ours" / "cudnn.h").write_text(jt_cuda.cudnn_text(tmp_path / "real" / "cudnn.h"))
     (tmp_path / "real" / "cudnn.h").write_text(
         "#define CUDNN_MAJOR 9\ntypedef enum { CUDNN_STATUS_SUCCESS = 0,"
         " CUDNN_STATUS_NOT_SUPPORTED = 9 } cudnnStatus_t;\n"
@@ -142,17 +170,19 @@ def test_the_removed_cudnn_rnn_functions_compile_and_say_not_supported(tmp_path)
         "  int c = cudnnGetRNNWorkspaceSize(h, 3, &n);\n"
         '  std::printf("%d %d %d %d", a, b, c, h); }\n')
     exe = tmp_path / "use"
-    subprocess.run(["g++", "-std=c++14", f"-I{tmp_path / 'jtinc'}", f"-I{tmp_path / 'real'}",
+    subprocess.run(["g++", "-std=c++14", f"-I{tmp_path / 'ours'}",
                     str(tmp_path / "use.cc"), "-o", str(exe)], check=True)
     assert subprocess.run([str(exe)], capture_output=True, text=True).stdout == "0 9 9 1"
 
 
 def test_prepare_points_jittor_at_the_folder_once_and_child_processes_find_the_real_nvcc(
         tmp_path, monkeypatch):
-    _jittor_dir(tmp_path)
+    jdir = _jittor_dir(tmp_path)
+    monkeypatch.setattr(jt_cuda, "installed_jittor", lambda: jdir)
     nvcc, (inc, lib) = _fake_cuda(tmp_path, cudnn_in_pip=False)
     monkeypatch.setenv("nvcc_path", str(nvcc))
     monkeypatch.setenv("cc_flags", "-O1")
+    monkeypatch.delenv("use_cutt", raising=False)
     monkeypatch.delenv("LANDSCAPE_CUDA_COMPAT", raising=False)
     monkeypatch.delenv("LANDSCAPE_REAL_NVCC", raising=False)
     monkeypatch.setattr(jt_cuda, "pip_nvidia_dirs", lambda kind: [])
@@ -161,11 +191,13 @@ def test_prepare_points_jittor_at_the_folder_once_and_child_processes_find_the_r
     info = jt_cuda.prepare_cuda(tmp_path / "home", lines.append)
     folder = Path(info["folder"])
     assert os.environ["nvcc_path"] == str(folder / "bin" / "nvcc")
-    assert os.environ["cc_flags"] == f'-O1 -I"{folder / "jtinc"}"'
+    assert os.environ["cc_flags"] == "-O1"  # Jittor's jit_utils cache keys on it: left alone
+    assert os.environ["use_cutt"] == "0" and info["patched_now"] is True
+    assert jt_cuda.PATCH_MARK in (jdir / "extern" / "cuda" / "inc" / "helper_cuda.h").read_text()
     assert len(lines) == 1 and "CUDA 13.0" in lines[0] and str(folder) in lines[0]
     again = jt_cuda.prepare_cuda(tmp_path / "home")  # a child process: env already points at it
     assert again["folder"] == str(folder) and again["nvcc"] == str(nvcc)
-    assert os.environ["cc_flags"] == f'-O1 -I"{folder / "jtinc"}"'  # not added twice
+    assert again["patched_now"] is False
     monkeypatch.setenv("LANDSCAPE_CUDA_COMPAT", "0")
     assert jt_cuda.prepare_cuda(tmp_path / "home") == {}
 
