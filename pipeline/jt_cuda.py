@@ -7,7 +7,7 @@ fails to compile or to find its libraries:
 - CUDA 13 removed `cudaDeviceProp.clockRate` and `.computeMode`, which Jittor's
   `extern/cuda/inc/helper_cuda.h` reads (every core file and op library that includes it fails);
 - CUDA 13's CUB and Thrust need C++17, and Jittor compiles its CUDA files with `-std=c++14`;
-- cuTT, the transpose library Jittor builds at import, reads `clockRate` too;
+- cuTT, the transpose library Jittor builds at import, reads `clockRate` and `memoryClockRate`;
 - cuDNN 9 removed the v6 RNN API that Jittor's `cudnn_rnn` ops call, and split libcudnn into
   other parts than the four cuDNN 8 ones Jittor loads by name (`libcudnn_cnn_infer.so`, ...);
 - cuDNN, cuBLAS, cuRAND, cuFFT and cuSPARSE may live in pip's `nvidia/*/lib` folders instead
@@ -21,7 +21,12 @@ installed and, only where something above applies:
   `helper_cuda.h.orig`; Jittor's compile cache does not track this header, so nothing compiled
   is invalidated). In place, because Jittor puts its own include folder first on the command
   line of its op libraries; the file is checked to be 1.3.11's before it is changed;
-- (CUDA >= 13) sets `use_cutt=0`: Jittor then uses its own transposes;
+- (CUDA >= 13) gives Jittor a copy of cuTT, the transpose library it builds at import, whose two
+  sources that read `clockRate` and `memoryClockRate` read them with `cudaDeviceGetAttribute`
+  (`CUTT_PATH`; unpacked from jittor-offline's cutt-1.2.zip into the folder Jittor unpacks it to).
+  Without cuTT, Jittor runs 2-D transposes on the CPU (its transpose op has no CUDA code), which
+  puts a device sync and two copies into every training step; where the zip is missing,
+  `use_cutt=0` instead;
 - builds `<JITTOR_HOME>/cuda_compat/<key>/` and sets `nvcc_path` to its `bin/nvcc`:
 
     bin/nvcc       the real nvcc, with `-std=c++17` for `-std=c++14` on CUDA >= 13; the other
@@ -52,6 +57,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -317,6 +323,60 @@ def _on_default_path(path: Path) -> bool:
     return str(path.parent) in SYSTEM_LIB_DIRS or path.parent == Path("/lib")
 
 
+# cuTT 1.2's sources that read the fields CUDA 13 removed: how often each is read there
+CUTT_READS = {"cuttGpuModel.cpp": {"prop.clockRate": 1, "prop.memoryClockRate": 1},
+              "cuttplan.cpp": {"prop.clockRate": 1, "prop.memoryClockRate": 0}}
+CUTT_ATTRS = {"prop.clockRate": "cudaDevAttrClockRate", "prop.memoryClockRate": "cudaDevAttrMemoryClockRate"}
+CUTT_MARK = ".patched_by_landscape"
+
+
+def cutt_source_text(name: str, original: str) -> str:
+    """One of cuTT 1.2's sources with the removed cudaDeviceProp fields read through
+    cudaDeviceGetAttribute (of the current device, the one cuTT plans for)."""
+    reads = {field: original.count(field) for field in CUTT_ATTRS}
+    if reads != CUTT_READS[name]:
+        raise RuntimeError(f"cuTT's {name} is not cutt-1.2's (reads {reads})")
+    for field, attr in CUTT_ATTRS.items():
+        original = original.replace(field, f"jt_cutt_attr({attr})")
+    return ("// patched by pipeline/jt_cuda.py for CUDA >= 13 (cudaDeviceProp lost these fields)\n"
+            "#include <cuda_runtime.h>\nstatic inline int jt_cutt_attr(cudaDeviceAttr attr) {\n"
+            "  int device = 0, value = 0;\n  cudaGetDevice(&device);\n"
+            "  cudaDeviceGetAttribute(&value, attr, device);\n  return value;\n}\n" + original)
+
+
+def patched_cutt(jittor_home: str | os.PathLike) -> Path | None:
+    """cuTT 1.2 for CUDA >= 13, unpacked (once) where Jittor unpacks it,
+    <JITTOR_HOME>/.cache/jittor/cutt/cutt-1.2, from jittor-offline's zip; None without the zip."""
+    spec = importlib.util.find_spec("jittor_offline")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    archive = Path(list(spec.submodule_search_locations)[0]) / "cutt-1.2.zip"
+    target = Path(jittor_home) / ".cache" / "jittor" / "cutt" / "cutt-1.2"
+    if (target / CUTT_MARK).is_file():
+        return target
+    if not archive.is_file():
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".cutt.", dir=target.parent))
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(tmp)
+        src = tmp / "cutt-1.2" / "src"
+        for name in CUTT_READS:
+            (src / name).write_text(cutt_source_text(name, (src / name).read_text()))
+        (tmp / "cutt-1.2" / CUTT_MARK).write_text(f"from {archive}\n")
+        if target.exists():  # Jittor's own unpacking, which does not build with CUDA 13
+            shutil.rmtree(target)
+        try:
+            os.rename(tmp / "cutt-1.2", target)
+        except OSError:  # another process made it first
+            if not (target / CUTT_MARK).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def installed_jittor() -> Path | None:
     """The folder of the jittor package that `import jittor` will load (not imported here)."""
     spec = importlib.util.find_spec("jittor")
@@ -348,7 +408,12 @@ def prepare_cuda(jittor_home: str | os.PathLike, log=None) -> dict:
     os.environ["LANDSCAPE_REAL_NVCC"] = str(nvcc)
     if found.version >= (13, 0):
         info["patched_now"] = patch_helper_cuda(jittor_dir)
-        os.environ.setdefault("use_cutt", "0")  # cuTT reads clockRate too; Jittor has its own transposes
+        cutt = patched_cutt(jittor_home)
+        if cutt is not None:
+            os.environ.setdefault("CUTT_PATH", str(cutt))
+        else:  # Jittor would unpack a cuTT that does not build here
+            os.environ.setdefault("use_cutt", "0")
+        info["cutt"] = str(cutt) if cutt else None
     for name in LIBS:  # ops link lib<name>.so.N: load the ones the loader would not find
         path = found.libs.get(name)
         if path is not None and not _on_default_path(path):

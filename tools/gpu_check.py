@@ -11,7 +11,8 @@ On a CUDA machine, with nothing installed beyond the project, it runs in turn:
   evaluate   `landscape evaluate` of those 100 images with them, FID included: images/s,
              seconds per term, peak GPU memory
   gpu tests  the test suite's `gpu` tests (pytest -m gpu)
-and prints one table, also written as json (--out). Every stage is a subprocess (`landscape`
+and prints one table, also written as json (--out); a failed stage's whole output goes to
+<out>_logs/<stage>.log (named in the table). Every stage is a subprocess (`landscape`
 commands; the scorers in their own PyTorch process); peak GPU memory is nvidia-smi's used
 memory above the stage's start, peak host memory the stage's largest resident set.
 
@@ -93,7 +94,8 @@ def run(cmd: list[str], env: dict, timeout: float, poll_gpu: bool) -> dict:
     seconds = time.perf_counter() - started
     log.seek(0)
     rc = 124 if seconds >= timeout and proc.returncode < 0 else proc.returncode
-    return {"rc": rc, "seconds": round(seconds, 2), "output": log.read()[-4000:],
+    full = log.read()
+    return {"rc": rc, "seconds": round(seconds, 2), "output": full[-4000:], "full_output": full,
             "gpu_mib": round(peak[0] - base) if base is not None else None,
             "host_mib": round(usage.ru_maxrss / 1024)}
 
@@ -154,9 +156,19 @@ class Check:
                            note=f"stopped at the {self.args.budget:.0f} s budget" if timed_out
                            else tail[-1][:200] if tail else "")
                 print(f"--- {name}: {' '.join(cmd)}\n{result['output'][-3000:]}", file=sys.stderr)
+                row["log"] = str(self.save_log(name, cmd, result["full_output"]))
+                print(f"--- {name}: whole output in {row['log']}", file=sys.stderr)
                 return None
         row["status"] = "ok"
         return results
+
+    def save_log(self, name: str, cmd: list[str], output: str) -> Path:
+        """A failed stage's whole output, beside the report: <out>_logs/<stage>.log."""
+        folder = Path(self.args.out).with_name(Path(self.args.out).stem + "_logs")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / (name.replace(" ", "_") + ".log")
+        path.write_text("$ " + " ".join(cmd) + "\n" + output)
+        return path
 
     def jittor(self) -> None:
         code = ("from pipeline.jt_env import setup_jittor; import sys; jt = setup_jittor(sys.argv[1]);"
@@ -281,6 +293,8 @@ def table(rows: list[dict]) -> str:
     out = [line([heads.get(k, k) for k, _ in COLUMNS])]
     for row in rows:
         out.append(line(["-" if row.get(k) is None else str(row[k]) for k, _ in COLUMNS]))
+        if row.get("log"):
+            out.append(f"{'':10}  whole output: {row['log']}")
     return "\n".join(out)
 
 

@@ -46,6 +46,20 @@ def test_table_has_a_line_per_stage_and_dashes_for_nothing():
     assert lines[2].split()[:5] == ["evaluate", "skipped", "-", "-", "-"]
 
 
+def test_a_failed_stage_keeps_its_whole_output_beside_the_report(tmp_path):
+    tool = _tool()
+    args = tool._parse(["--device", "cpu", "--tiny", "--out", str(tmp_path / "r.json")])
+    check = tool.Check(args, tmp_path)
+    code = "import sys; print('first line'); print('x' * 6000); sys.exit(3)"
+    assert check.stage("gpu tests", [[sys.executable, "-c", code]]) is None
+    row = check.rows[-1]
+    assert row["status"] == "FAILED (exit 3)" and row["note"] == "x" * 200
+    log = Path(row["log"])
+    assert log == tmp_path / "r_logs" / "gpu_tests.log"
+    assert "first line" in log.read_text() and log.read_text().startswith("$ ")  # not just the tail
+    assert f"whole output: {log}" in tool.table(check.rows)
+
+
 @pytest.mark.slow
 def test_gpu_check_runs_on_a_cpu_at_toy_sizes(tmp_path):
     """Every stage of the GPU check, on this CPU: its table and json."""

@@ -9,6 +9,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from pipeline import jt_cuda
 
 JITTOR = importlib.util.find_spec("jittor")
+OFFLINE = importlib.util.find_spec("jittor_offline")
 
 
 def _fake_cuda(tmp_path: Path, release: str = "13.0", cudnn: int = 9, cudnn_in_pip: bool = True):
@@ -183,6 +185,7 @@ def test_prepare_points_jittor_at_the_folder_once_and_child_processes_find_the_r
     monkeypatch.setenv("nvcc_path", str(nvcc))
     monkeypatch.setenv("cc_flags", "-O1")
     monkeypatch.delenv("use_cutt", raising=False)
+    monkeypatch.delenv("CUTT_PATH", raising=False)
     monkeypatch.delenv("LANDSCAPE_CUDA_COMPAT", raising=False)
     monkeypatch.delenv("LANDSCAPE_REAL_NVCC", raising=False)
     monkeypatch.setattr(jt_cuda, "pip_nvidia_dirs", lambda kind: [])
@@ -192,7 +195,13 @@ def test_prepare_points_jittor_at_the_folder_once_and_child_processes_find_the_r
     folder = Path(info["folder"])
     assert os.environ["nvcc_path"] == str(folder / "bin" / "nvcc")
     assert os.environ["cc_flags"] == "-O1"  # Jittor's jit_utils cache keys on it: left alone
-    assert os.environ["use_cutt"] == "0" and info["patched_now"] is True
+    assert info["patched_now"] is True
+    if OFFLINE is not None:  # cuTT from jittor-offline's zip, patched; else no cuTT at all
+        assert os.environ["CUTT_PATH"] == info["cutt"] == str(
+            tmp_path / "home" / ".cache" / "jittor" / "cutt" / "cutt-1.2")
+        assert "use_cutt" not in os.environ
+    else:
+        assert os.environ["use_cutt"] == "0" and "CUTT_PATH" not in os.environ
     assert jt_cuda.PATCH_MARK in (jdir / "extern" / "cuda" / "inc" / "helper_cuda.h").read_text()
     assert len(lines) == 1 and "CUDA 13.0" in lines[0] and str(folder) in lines[0]
     again = jt_cuda.prepare_cuda(tmp_path / "home")  # a child process: env already points at it
@@ -207,3 +216,27 @@ def test_without_nvcc_nothing_is_done(tmp_path, monkeypatch):
     assert jt_cuda.find_nvcc() is None
     assert jt_cuda.prepare_cuda(tmp_path) == {}
     assert not (tmp_path / jt_cuda.COMPAT_DIR).exists()
+
+
+@pytest.mark.skipif(OFFLINE is None, reason="needs jittor-offline's cutt-1.2.zip")
+def test_cutt_is_unpacked_where_jittor_looks_with_the_removed_fields_read_otherwise(tmp_path):
+    home = tmp_path / "home"
+    stale = home / ".cache" / "jittor" / "cutt" / "cutt-1.2"
+    stale.mkdir(parents=True)
+    (stale / "jittor-unpacked-this").write_text("")  # Jittor's own copy: replaced
+    cutt = jt_cuda.patched_cutt(home)
+    assert cutt == stale and not (cutt / "jittor-unpacked-this").exists()
+    for name in jt_cuda.CUTT_READS:
+        text = (cutt / "src" / name).read_text()
+        assert "prop.clockRate" not in text and "prop.memoryClockRate" not in text
+        assert "jt_cutt_attr(cudaDevAttrClockRate)" in text
+    assert "jt_cutt_attr(cudaDevAttrMemoryClockRate)" in (cutt / "src" / "cuttGpuModel.cpp").read_text()
+    untouched = (cutt / "src" / "cutt.cpp").read_text()
+    with zipfile.ZipFile(Path(list(OFFLINE.submodule_search_locations)[0]) / "cutt-1.2.zip") as zf:
+        assert untouched == zf.read("cutt-1.2/src/cutt.cpp").decode()
+    marker = (cutt / jt_cuda.CUTT_MARK).stat().st_mtime_ns
+    assert jt_cuda.patched_cutt(home) == cutt  # once
+    assert (cutt / jt_cuda.CUTT_MARK).stat().st_mtime_ns == marker
+    assert [p.name for p in cutt.parent.iterdir()] == ["cutt-1.2"]  # no temp folder left
+    with pytest.raises(RuntimeError, match="not cutt-1.2's"):
+        jt_cuda.cutt_source_text("cuttplan.cpp", "prop.clockRate prop.clockRate")
