@@ -62,6 +62,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .core.atomic import atomic_write_text
+from .core.errors import LandscapeError
+
+
+class CudaSetupError(LandscapeError):
+    """Jittor cannot be adapted to this machine's CUDA (shown as one line by the CLI)."""
 
 RECIPE = 2  # bump when the folder's content changes
 COMPAT_DIR = "cuda_compat"
@@ -122,7 +127,8 @@ def nvcc_version(nvcc: Path) -> tuple[int, int]:
     out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60).stdout
     m = re.search(r"release (\d+)\.(\d+)", out)
     if not m:
-        raise RuntimeError(f"{nvcc} --version printed no 'release X.Y': {out[-300:]!r}")
+        raise CudaSetupError(f"{nvcc} --version printed no 'release X.Y' ({out[-200:]!r}); point"
+                             " nvcc_path at CUDA's nvcc")
     return int(m.group(1)), int(m.group(2))
 
 
@@ -203,7 +209,7 @@ def helper_cuda_text(original: str) -> str:
     counts = (original.count(anchor), original.count("deviceProp.computeMode"),
               original.count("deviceProp.clockRate"))
     if counts != (1, 3, 1):
-        raise RuntimeError("Jittor's extern/cuda/inc/helper_cuda.h is not the one of Jittor 1.3.11"
+        raise CudaSetupError("Jittor's extern/cuda/inc/helper_cuda.h is not the one of Jittor 1.3.11"
                            f" (gpuDeviceInit, computeMode, clockRate seen {counts} times, expected"
                            " (1, 3, 1)); set LANDSCAPE_CUDA_COMPAT=0 and check it by hand")
     head, tail = original.split(anchor)
@@ -234,7 +240,7 @@ def patch_helper_cuda(jittor_dir: Path) -> bool:
             atomic_write_text(backup, original)
         atomic_write_text(path, text)
     except OSError as exc:
-        raise RuntimeError(f"{path}: cannot rewrite it for CUDA 13 ({exc.strerror}); run once as the"
+        raise CudaSetupError(f"{path}: cannot rewrite it for CUDA 13 ({exc.strerror}); run once as the"
                            " user who installed Jittor, or set LANDSCAPE_CUDA_COMPAT=0 and use"
                            " CUDA <= 12") from exc
     return True
@@ -335,7 +341,7 @@ def cutt_source_text(name: str, original: str) -> str:
     cudaDeviceGetAttribute (of the current device, the one cuTT plans for)."""
     reads = {field: original.count(field) for field in CUTT_ATTRS}
     if reads != CUTT_READS[name]:
-        raise RuntimeError(f"cuTT's {name} is not cutt-1.2's (reads {reads})")
+        raise CudaSetupError(f"cuTT's {name} is not cutt-1.2's (reads {reads}); set use_cutt=0")
     for field, attr in CUTT_ATTRS.items():
         original = original.replace(field, f"jt_cutt_attr({attr})")
     return ("// patched by pipeline/jt_cuda.py for CUDA >= 13 (cudaDeviceProp lost these fields)\n"

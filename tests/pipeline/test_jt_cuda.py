@@ -127,7 +127,7 @@ def test_helper_cuda_reads_the_removed_fields_through_device_attributes(tmp_path
     kept = [ln for ln in original.splitlines() if "deviceProp.computeMode" not in ln
             and "deviceProp.clockRate" not in ln]
     assert all(ln in text for ln in kept)
-    with pytest.raises(RuntimeError, match="LANDSCAPE_CUDA_COMPAT=0"):
+    with pytest.raises(jt_cuda.CudaSetupError, match="LANDSCAPE_CUDA_COMPAT=0"):
         jt_cuda.helper_cuda_text(original.replace("deviceProp.clockRate", "deviceProp.clockRateX", 1)
                                  + "deviceProp.clockRate")
 
@@ -151,7 +151,7 @@ def test_a_jittor_that_cannot_be_written_gets_an_error_that_names_the_file(tmp_p
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(jt_cuda, "atomic_write_text", refuse)
-    with pytest.raises(RuntimeError, match="helper_cuda.h: cannot rewrite it for CUDA 13 "
+    with pytest.raises(jt_cuda.CudaSetupError, match="helper_cuda.h: cannot rewrite it for CUDA 13 "
                                            r"\(Permission denied\).*LANDSCAPE_CUDA_COMPAT=0"):
         jt_cuda.patch_helper_cuda(jdir)
 
@@ -238,5 +238,5 @@ def test_cutt_is_unpacked_where_jittor_looks_with_the_removed_fields_read_otherw
     assert jt_cuda.patched_cutt(home) == cutt  # once
     assert (cutt / jt_cuda.CUTT_MARK).stat().st_mtime_ns == marker
     assert [p.name for p in cutt.parent.iterdir()] == ["cutt-1.2"]  # no temp folder left
-    with pytest.raises(RuntimeError, match="not cutt-1.2's"):
+    with pytest.raises(jt_cuda.CudaSetupError, match="not cutt-1.2's"):
         jt_cuda.cutt_source_text("cuttplan.cpp", "prop.clockRate prop.clockRate")
