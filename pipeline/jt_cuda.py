@@ -371,6 +371,8 @@ def patched_cutt(jittor_home: str | os.PathLike) -> Path | None:
         for name in CUTT_READS:
             (src / name).write_text(cutt_source_text(name, (src / name).read_text()))
         (tmp / "cutt-1.2" / CUTT_MARK).write_text(f"from {archive}\n")
+        if (target / CUTT_MARK).is_file():  # another process (an MPI rank) made it meanwhile
+            return target
         if target.exists():  # Jittor's own unpacking, which does not build with CUDA 13
             shutil.rmtree(target)
         try:
