@@ -53,6 +53,7 @@ import ctypes
 import hashlib
 import importlib.util
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -82,6 +83,7 @@ CUDNN9_REMOVED = ("cudnnSetRNNDescriptor_v6", "cudnnGetRNNWorkspaceSize",
                   "cudnnGetRNNLinLayerMatrixParams", "cudnnGetRNNLinLayerBiasParams",
                   "cudnnRNNForwardInference", "cudnnRNNForwardTraining", "cudnnRNNBackwardData",
                   "cudnnRNNBackwardWeights")
+ARCH = "aarch64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
 SYSTEM_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib")
 
 
@@ -105,8 +107,13 @@ class CudaInstall:
             out.append(f"CUDA {self.version[0]}.{self.version[1]}: helper_cuda.h and C++17")
         if self.cudnn_major is not None and self.cudnn_major >= 9:
             out.append(f"cuDNN {self.cudnn_major}: RNN API and library names")
-        outside = sorted(n for n, d in self.headers.items() if d != self.include)
-        outside += sorted(f"lib{n}" for n, p in self.libs.items() if p.parent != self.lib)
+        # where Jittor itself looks (compile_extern.search_file): the CUDA folder and the system's
+        home = self.include.parent
+        seen_inc = {self.include, home / "targets" / f"{ARCH}-linux" / "include", Path("/usr/include")}
+        seen_lib = {self.lib, self.nvcc.parent, home / "targets" / f"{ARCH}-linux" / "lib",
+                    Path(f"/usr/lib/{ARCH}-linux-gnu"), Path("/usr/lib")}
+        outside = sorted(n for n, d in self.headers.items() if d not in seen_inc)
+        outside += sorted(f"lib{n}" for n, p in self.libs.items() if p.parent not in seen_lib)
         if outside:
             out.append("found outside the CUDA folder: " + ", ".join(outside))
         return out
@@ -303,7 +310,7 @@ def build_compat(found: CudaInstall, jittor_dir: Path, root: Path) -> Path:
                                 new[3:-3])
                 if part is not None and not os.path.lexists(tmp / "lib64" / old):
                     (tmp / "lib64" / old).symlink_to(part.resolve())
-            (tmp / "include" / "cudnn.h").unlink()
+            (tmp / "include" / "cudnn.h").unlink(missing_ok=True)
             (tmp / "include" / "cudnn.h").write_text(cudnn_text(found.headers["cudnn.h"] / "cudnn.h"))
         std_case, std_note = "", ""
         if found.version >= (13, 0):

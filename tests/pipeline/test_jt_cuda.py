@@ -73,6 +73,12 @@ def test_cuda_13_and_cudnn_9_in_pip_need_the_folder_and_cuda_12_does_not(tmp_pat
     assert "cudnn.h" in reasons[2] and "libcudnn" in reasons[2] and "cublas" not in reasons[2]
     nvcc12, _ = _fake_cuda(tmp_path / "b", release="12.4", cudnn=8, cudnn_in_pip=False)
     assert jt_cuda.inspect(nvcc12, [], []).reasons() == []
+    # cuDNN 8 where Jittor looks by itself besides the CUDA folder (apt's /usr/include,
+    # /usr/lib/<arch>-linux-gnu) needs nothing either
+    found = jt_cuda.inspect(nvcc12, [], [])
+    found.headers["cudnn.h"] = Path("/usr/include")
+    found.libs["cudnn"] = Path(f"/usr/lib/{jt_cuda.ARCH}-linux-gnu/libcudnn.so")
+    assert found.reasons() == []
 
 
 def test_the_folder_links_headers_and_libraries_and_its_nvcc_asks_for_cxx17(tmp_path):
