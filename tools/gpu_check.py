@@ -171,10 +171,15 @@ class Check:
         return path
 
     def jittor(self) -> None:
-        code = ("from pipeline.jt_env import setup_jittor; import sys; jt = setup_jittor(sys.argv[1]);"
+        code = ("from pipeline.jt_env import setup_jittor; import sys;"
+                " jt = setup_jittor(sys.argv[1], log=lambda m: print(m, flush=True));"
                 " x = jt.array([1.0, 2.0]); assert float((x * x).sum().item()) == 5.0;"
                 " print('jittor', jt.__version__, 'cuda' if jt.flags.use_cuda else 'cpu')")
-        self.stage("jittor", [[sys.executable, "-c", code, self.args.device]], "first use of the device")
+        results = self.stage("jittor", [[sys.executable, "-c", code, self.args.device]],
+                             "first use of the device")
+        if results is not None:  # the version, and how CUDA was set up (jt_cuda's line, if any)
+            lines = [ln.strip() for ln in results[0]["output"].splitlines()]
+            self.rows[-1]["note"] = "; ".join(ln for ln in lines if ln.startswith("jittor"))[:300]
 
     def gpu_tests(self) -> None:
         paths = self.args.tests or ["tests"]

@@ -73,6 +73,7 @@ def test_gpu_check_runs_on_a_cpu_at_toy_sizes(tmp_path):
     rows = {r["stage"]: r for r in report["rows"]}
     assert list(rows) == ["jittor", "data", "train", "generate", "scorers", "evaluate", "gpu tests"]
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in rows.values()), report["rows"]
+    assert rows["jittor"]["note"].endswith(" cpu")  # 'jittor 1.3.11.0 cpu'
     assert "s/step steady" in rows["train"]["note"] and rows["train"]["rate"].endswith("images/s")
     assert len(list((tmp_path / "work" / "generated").glob("*.jpg"))) == 4
     assert set(rows["evaluate"]["per_term_seconds"]) == {"mask-accuracy", "color-hist-corr", "aesthetic"}
