@@ -17,13 +17,15 @@ fails to compile or to find its libraries:
 installed and, only where something above applies:
 
 - (CUDA >= 13) rewrites Jittor's `helper_cuda.h` in place to read clock rate and compute mode
-  with `cudaDeviceGetAttribute`, which every CUDA since 5 has (the original is kept beside it as
+  with `cudaDeviceGetAttribute`, which every CUDA since 5 has: only where that Jittor is in the
+  running virtual environment (the project's .venv) or LANDSCAPE_PATCH_JITTOR=1 allows it
+  (otherwise an error says so), the original kept beside it as
   `helper_cuda.h.orig`; Jittor's compile cache does not track this header, so nothing compiled
   is invalidated). In place, because Jittor puts its own include folder first on the command
   line of its op libraries; the file is checked to be 1.3.11's before it is changed;
 - (CUDA >= 13) gives Jittor a copy of cuTT, the transpose library it builds at import, whose two
   sources that read `clockRate` and `memoryClockRate` read them with `cudaDeviceGetAttribute`
-  (`CUTT_PATH`; unpacked from jittor-offline's cutt-1.2.zip into the folder Jittor unpacks it to).
+  (`CUTT_PATH`; unpacked from jittor-offline's cutt-1.2.zip into <JITTOR_HOME>/cuda_compat/).
   Without cuTT, Jittor runs 2-D transposes on the CPU (its transpose op has no CUDA code), which
   puts a device sync and two copies into every training step; where the zip is missing,
   `use_cutt=0` instead;
@@ -57,6 +59,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -131,7 +134,10 @@ def find_nvcc() -> Path | None:
 
 
 def nvcc_version(nvcc: Path) -> tuple[int, int]:
-    out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60).stdout
+    try:
+        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise CudaSetupError(f"{nvcc}: cannot run it ({exc}); point nvcc_path at CUDA's nvcc") from exc
     m = re.search(r"release (\d+)\.(\d+)", out)
     if not m:
         raise CudaSetupError(f"{nvcc} --version printed no 'release X.Y' ({out[-200:]!r}); point"
@@ -253,6 +259,21 @@ def patch_helper_cuda(jittor_dir: Path) -> bool:
     return True
 
 
+def check_may_rewrite(jittor_dir: Path) -> None:
+    """Jittor's files are rewritten only where they belong to the running virtual environment
+    (the project's .venv, made by `make setup`) or with LANDSCAPE_PATCH_JITTOR=1."""
+    if os.environ.get("LANDSCAPE_PATCH_JITTOR") == "1":
+        return
+    prefix = Path(sys.prefix).resolve()
+    in_venv = sys.prefix != sys.base_prefix and prefix in jittor_dir.resolve().parents
+    if not in_venv:
+        raise CudaSetupError(
+            f"{jittor_dir / 'extern' / 'cuda' / 'inc' / 'helper_cuda.h'}: CUDA 13 needs this file"
+            " of Jittor rewritten (the original is kept as .orig), and this Jittor is not in the"
+            " running virtual environment; use the project's .venv (make setup), or allow it"
+            " with LANDSCAPE_PATCH_JITTOR=1, or use CUDA <= 12")
+
+
 def cudnn_text(real: Path) -> str:
     stubs = "".join(f"JT_CUDNN_REMOVED({name})\n" for name in CUDNN9_REMOVED)
     return ("// made by pipeline/jt_cuda.py: the real cudnn.h, and for cuDNN >= 9 the RNN functions it\n"
@@ -264,8 +285,8 @@ def cudnn_text(real: Path) -> str:
             f"{stubs}#undef JT_CUDNN_REMOVED\n#endif\n")
 
 
-def compat_key(found: CudaInstall, jittor_dir: Path) -> str:
-    text = "\n".join([str(RECIPE), str(found.nvcc.resolve()), repr(found.version), str(jittor_dir),
+def compat_key(found: CudaInstall) -> str:
+    text = "\n".join([str(RECIPE), str(found.nvcc.resolve()), repr(found.version),
                       repr(sorted((k, str(v)) for k, v in found.headers.items())),
                       repr(sorted((k, str(v)) for k, v in found.libs.items())), repr(found.cudnn_major)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -279,10 +300,10 @@ def _link_entries(src: Path, dst: Path) -> None:
             target.symlink_to(entry.resolve() if entry.is_symlink() else entry)
 
 
-def build_compat(found: CudaInstall, jittor_dir: Path, root: Path) -> Path:
+def build_compat(found: CudaInstall, root: Path) -> Path:
     """The compatibility folder for `found` under `root` (made once: built in a temp folder and
     renamed into place, so a half-made folder is never used); its path."""
-    folder = root / compat_key(found, jittor_dir)
+    folder = root / compat_key(found)
     if (folder / "bin" / "nvcc").is_file():
         return folder
     root.mkdir(parents=True, exist_ok=True)
@@ -358,30 +379,47 @@ def cutt_source_text(name: str, original: str) -> str:
 
 
 def patched_cutt(jittor_home: str | os.PathLike) -> Path | None:
-    """cuTT 1.2 for CUDA >= 13, unpacked (once) where Jittor unpacks it,
-    <JITTOR_HOME>/.cache/jittor/cutt/cutt-1.2, from jittor-offline's zip; None without the zip."""
+    """cuTT 1.2 for CUDA >= 13, unpacked once from jittor-offline's zip into
+    <JITTOR_HOME>/cuda_compat/cutt-1.2 (for CUTT_PATH); None without the zip.
+
+    Jittor compiles cuTT's sources from CUTT_PATH but takes its headers from the folder it
+    unpacks cuTT to, <JITTOR_HOME>/.cache/jittor/cutt/cutt-1.2: where that folder is missing it
+    becomes a link to this copy (the headers are cuTT's own); an existing one is left as it is."""
     spec = importlib.util.find_spec("jittor_offline")
     if spec is None or not spec.submodule_search_locations:
         return None
     archive = Path(list(spec.submodule_search_locations)[0]) / "cutt-1.2.zip"
-    target = Path(jittor_home) / ".cache" / "jittor" / "cutt" / "cutt-1.2"
-    if (target / CUTT_MARK).is_file():
-        return target
-    if not archive.is_file():
-        return None
+    target = Path(jittor_home) / COMPAT_DIR / "cutt-1.2"
+    if not (target / CUTT_MARK).is_file():
+        if not archive.is_file():
+            return None
+        _unpack_cutt(archive, target)
+    headers = Path(jittor_home) / ".cache" / "jittor" / "cutt" / "cutt-1.2"
+    if not os.path.lexists(headers):
+        headers.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            headers.symlink_to(target, target_is_directory=True)
+        except FileExistsError:  # another process (an MPI rank) made it meanwhile
+            pass
+    return target
+
+
+def _unpack_cutt(archive: Path, target: Path) -> None:
+    """cuTT from `archive`, its two sources rewritten, built in a temp folder and renamed into
+    `target` (a half-made copy is never used)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".cutt.", dir=target.parent))
     try:
-        with zipfile.ZipFile(archive) as zf:
-            zf.extractall(tmp)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(tmp)
+        except zipfile.BadZipFile as exc:
+            raise CudaSetupError(f"{archive}: not a readable zip ({exc}); reinstall jittor-offline,"
+                                 " or set use_cutt=0") from exc
         src = tmp / "cutt-1.2" / "src"
         for name in CUTT_READS:
             (src / name).write_text(cutt_source_text(name, (src / name).read_text()))
         (tmp / "cutt-1.2" / CUTT_MARK).write_text(f"from {archive}\n")
-        if (target / CUTT_MARK).is_file():  # another process (an MPI rank) made it meanwhile
-            return target
-        if target.exists():  # Jittor's own unpacking, which does not build with CUDA 13
-            shutil.rmtree(target)
         try:
             os.rename(tmp / "cutt-1.2", target)
         except OSError:  # another process made it first
@@ -389,7 +427,6 @@ def patched_cutt(jittor_home: str | os.PathLike) -> Path | None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def installed_jittor() -> Path | None:
@@ -417,11 +454,13 @@ def prepare_cuda(jittor_home: str | os.PathLike, log=None) -> dict:
     info = {"nvcc": str(nvcc), "version": "%d.%d" % found.version, "reasons": reasons, "folder": None}
     if not reasons:
         return info
-    folder = build_compat(found, jittor_dir, Path(jittor_home) / COMPAT_DIR)
+    folder = build_compat(found, Path(jittor_home) / COMPAT_DIR)
     info["folder"] = str(folder)
     os.environ["nvcc_path"] = str(folder / "bin" / "nvcc")
     os.environ["LANDSCAPE_REAL_NVCC"] = str(nvcc)
     if found.version >= (13, 0):
+        if PATCH_MARK not in (jittor_dir / "extern" / "cuda" / "inc" / "helper_cuda.h").read_text():
+            check_may_rewrite(jittor_dir)
         info["patched_now"] = patch_helper_cuda(jittor_dir)
         cutt = patched_cutt(jittor_home)
         if cutt is not None:

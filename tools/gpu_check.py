@@ -164,10 +164,11 @@ class Check:
 
     def save_log(self, name: str, cmd: list[str], output: str) -> Path:
         """A failed stage's whole output, beside the report: <out>_logs/<stage>.log."""
+        from pipeline.core.atomic import atomic_write_text
+
         folder = Path(self.args.out).with_name(Path(self.args.out).stem + "_logs")
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / (name.replace(" ", "_") + ".log")
-        path.write_text("$ " + " ".join(cmd) + "\n" + output)
+        atomic_write_text(path, "$ " + " ".join(cmd) + "\n" + output)
         return path
 
     def jittor(self) -> None:

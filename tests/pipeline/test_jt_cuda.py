@@ -9,6 +9,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -82,11 +83,10 @@ def test_cuda_13_and_cudnn_9_in_pip_need_the_folder_and_cuda_12_does_not(tmp_pat
 
 
 def test_the_folder_links_headers_and_libraries_and_its_nvcc_asks_for_cxx17(tmp_path):
-    jdir = _jittor_dir(tmp_path)
     nvcc, (inc, lib) = _fake_cuda(tmp_path)
     found = jt_cuda.inspect(nvcc, inc, lib)
-    folder = jt_cuda.build_compat(found, jdir, tmp_path / "home" / jt_cuda.COMPAT_DIR)
-    assert folder == jt_cuda.build_compat(found, jdir, tmp_path / "home" / jt_cuda.COMPAT_DIR)
+    folder = jt_cuda.build_compat(found, tmp_path / "home" / jt_cuda.COMPAT_DIR)
+    assert folder == jt_cuda.build_compat(found, tmp_path / "home" / jt_cuda.COMPAT_DIR)
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temp folder left
     links = folder / "lib64"
     assert (links / "libcudnn.so").resolve() == (lib[0] / "libcudnn.so.9").resolve()
@@ -107,7 +107,7 @@ def test_the_folder_links_headers_and_libraries_and_its_nvcc_asks_for_cxx17(tmp_
     assert "release 13.0" in version.stdout
     # another CUDA, another folder
     nvcc2, (inc2, lib2) = _fake_cuda(tmp_path / "other", release="13.1")
-    assert jt_cuda.build_compat(jt_cuda.inspect(nvcc2, inc2, lib2), jdir,
+    assert jt_cuda.build_compat(jt_cuda.inspect(nvcc2, inc2, lib2),
                                 tmp_path / "home" / jt_cuda.COMPAT_DIR) != folder
 
 
@@ -115,7 +115,7 @@ def test_cuda_12_with_cudnn_9_keeps_cxx14(tmp_path):
     nvcc, (inc, lib) = _fake_cuda(tmp_path, release="12.8")
     found = jt_cuda.inspect(nvcc, inc, lib)
     assert [r.split(":")[0] for r in found.reasons()] == ["cuDNN 9", "found outside the CUDA folder"]
-    folder = jt_cuda.build_compat(found, _jittor_dir(tmp_path), tmp_path / "home")
+    folder = jt_cuda.build_compat(found, tmp_path / "home")
     assert "cudnnRNNForwardTraining" in (folder / "include" / "cudnn.h").read_text()
     subprocess.run([str(folder / "bin" / "nvcc"), "-std=c++14", "-c"], check=True)
     assert (tmp_path / "args").read_text().splitlines() == ["-std=c++14", "-c"]
@@ -196,6 +196,12 @@ def test_prepare_points_jittor_at_the_folder_once_and_child_processes_find_the_r
     monkeypatch.delenv("LANDSCAPE_REAL_NVCC", raising=False)
     monkeypatch.setattr(jt_cuda, "pip_nvidia_dirs", lambda kind: [])
     monkeypatch.setattr(jt_cuda.ctypes, "CDLL", lambda *a, **k: None)  # the fake libraries are empty
+    monkeypatch.delenv("LANDSCAPE_PATCH_JITTOR", raising=False)
+    # this Jittor copy is not in the running virtual environment: not rewritten without consent
+    with pytest.raises(jt_cuda.CudaSetupError, match="helper_cuda.h: CUDA 13 needs.*LANDSCAPE_PATCH_JITTOR=1"):
+        jt_cuda.prepare_cuda(tmp_path / "home")
+    assert jt_cuda.PATCH_MARK not in (jdir / "extern" / "cuda" / "inc" / "helper_cuda.h").read_text()
+    monkeypatch.setenv("LANDSCAPE_PATCH_JITTOR", "1")
     lines = []
     info = jt_cuda.prepare_cuda(tmp_path / "home", lines.append)
     folder = Path(info["folder"])
@@ -204,7 +210,7 @@ def test_prepare_points_jittor_at_the_folder_once_and_child_processes_find_the_r
     assert info["patched_now"] is True
     if OFFLINE is not None:  # cuTT from jittor-offline's zip, patched; else no cuTT at all
         assert os.environ["CUTT_PATH"] == info["cutt"] == str(
-            tmp_path / "home" / ".cache" / "jittor" / "cutt" / "cutt-1.2")
+            tmp_path / "home" / jt_cuda.COMPAT_DIR / "cutt-1.2")
         assert "use_cutt" not in os.environ
     else:
         assert os.environ["use_cutt"] == "0" and "CUTT_PATH" not in os.environ
@@ -225,13 +231,10 @@ def test_without_nvcc_nothing_is_done(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(OFFLINE is None, reason="needs jittor-offline's cutt-1.2.zip")
-def test_cutt_is_unpacked_where_jittor_looks_with_the_removed_fields_read_otherwise(tmp_path):
+def test_cutt_is_unpacked_into_our_folder_with_the_removed_fields_read_otherwise(tmp_path):
     home = tmp_path / "home"
-    stale = home / ".cache" / "jittor" / "cutt" / "cutt-1.2"
-    stale.mkdir(parents=True)
-    (stale / "jittor-unpacked-this").write_text("")  # Jittor's own copy: replaced
     cutt = jt_cuda.patched_cutt(home)
-    assert cutt == stale and not (cutt / "jittor-unpacked-this").exists()
+    assert cutt == home / jt_cuda.COMPAT_DIR / "cutt-1.2"
     for name in jt_cuda.CUTT_READS:
         text = (cutt / "src" / name).read_text()
         assert "prop.clockRate" not in text and "prop.memoryClockRate" not in text
@@ -240,9 +243,46 @@ def test_cutt_is_unpacked_where_jittor_looks_with_the_removed_fields_read_otherw
     untouched = (cutt / "src" / "cutt.cpp").read_text()
     with zipfile.ZipFile(Path(list(OFFLINE.submodule_search_locations)[0]) / "cutt-1.2.zip") as zf:
         assert untouched == zf.read("cutt-1.2/src/cutt.cpp").decode()
+    # Jittor takes cuTT's headers from its own unpack folder: a link to ours where it is missing
+    headers = home / ".cache" / "jittor" / "cutt" / "cutt-1.2"
+    assert headers.is_symlink() and headers.resolve() == cutt.resolve()
     marker = (cutt / jt_cuda.CUTT_MARK).stat().st_mtime_ns
     assert jt_cuda.patched_cutt(home) == cutt  # once
     assert (cutt / jt_cuda.CUTT_MARK).stat().st_mtime_ns == marker
-    assert [p.name for p in cutt.parent.iterdir()] == ["cutt-1.2"]  # no temp folder left
+    assert sorted(p.name for p in cutt.parent.iterdir()) == ["cutt-1.2"]  # no temp folder left
     with pytest.raises(jt_cuda.CudaSetupError, match="not cutt-1.2's"):
         jt_cuda.cutt_source_text("cuttplan.cpp", "prop.clockRate prop.clockRate")
+
+
+@pytest.mark.skipif(OFFLINE is None, reason="needs jittor-offline's cutt-1.2.zip")
+def test_an_existing_cutt_folder_of_jittor_is_left_as_it_is(tmp_path):
+    home = tmp_path / "home"
+    theirs = home / ".cache" / "jittor" / "cutt" / "cutt-1.2"
+    theirs.mkdir(parents=True)
+    (theirs / "someone-elses-file").write_text("kept")
+    cutt = jt_cuda.patched_cutt(home)
+    assert cutt == home / jt_cuda.COMPAT_DIR / "cutt-1.2" and (cutt / jt_cuda.CUTT_MARK).is_file()
+    assert not theirs.is_symlink() and [p.name for p in theirs.iterdir()] == ["someone-elses-file"]
+    assert (theirs / "someone-elses-file").read_text() == "kept"
+
+
+def test_a_broken_cutt_zip_is_named(tmp_path):
+    archive = tmp_path / "cutt-1.2.zip"
+    archive.write_bytes(b"not a zip")
+    with pytest.raises(jt_cuda.CudaSetupError, match=r"cutt-1.2.zip: not a readable zip.*use_cutt=0"):
+        jt_cuda._unpack_cutt(archive, tmp_path / "out" / "cutt-1.2")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []  # nothing half-made
+
+
+def test_an_nvcc_that_cannot_run_is_named(tmp_path):
+    broken = tmp_path / "nvcc"
+    broken.write_text("not a program")  # not executable
+    with pytest.raises(jt_cuda.CudaSetupError, match="nvcc: cannot run it.*nvcc_path"):
+        jt_cuda.nvcc_version(broken)
+
+
+def test_the_jittor_of_the_running_virtual_environment_may_be_rewritten(monkeypatch):
+    if JITTOR is None or sys.prefix == sys.base_prefix:
+        pytest.skip("needs jittor installed in a virtual environment (the project's .venv)")
+    monkeypatch.delenv("LANDSCAPE_PATCH_JITTOR", raising=False)
+    jt_cuda.check_may_rewrite(Path(list(JITTOR.submodule_search_locations)[0]))  # no error
