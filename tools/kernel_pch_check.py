@@ -1,15 +1,18 @@
-"""Jittor's kernels compiled with and without the precompiled header: same machine code? how fast?
+"""Jittor's kernels compiled as shipped, with the precompiled header, and with it and the shell
+compile driver: the same machine code? how fast?
 
     python -m tools.kernel_pch_check [--setting demo|tiny] [--device cpu] [--json FILE]
 
-Runs the setting twice, each in a fresh process with an empty kernel folder (as
-`pipeline.bench`'s cold start does): once with `LANDSCAPE_KERNEL_PCH=0`, once with the header
-(pipeline/jt_pch.py). `demo` is one training step of the demo model (~300 kernels); `tiny` a
+Runs the setting three times, each in a fresh process with an empty kernel folder (as
+`pipeline.bench`'s cold start does): with `LANDSCAPE_KERNEL_PCH=0` (Jittor as shipped), with the
+header alone (`LANDSCAPE_KERNEL_DIRECT=0`: every kernel through Jittor's asm_tuner), and as the
+project runs (the header, and pipeline/jt_pch.py's compile driver in place of asm_tuner where a
+kernel asks for no assembly rewrite). `demo` is one training step of the demo model (~300 kernels); `tiny` a
 small graph with a convolution, element-wise ops, reductions and their gradients (what the test
-runs). Then every kernel library compiled in both runs is compared on its code: the `.text`
-section's bytes (objcopy), which do not depend on debug information or on file paths. Prints
-the kernel counts, the first-run seconds of each and how many kernels are byte-identical; exits
-1 when any differs, or when the two runs' outputs differ.
+runs). Then every kernel library of the second and third runs is compared with the first's on
+its code: the `.text` section's bytes (objcopy), which do not depend on debug information or on
+file paths. Prints the kernel counts, the first-run seconds of each and how many kernels are
+byte-identical; exits 1 when any differs, or when the runs' outputs differ.
 """
 
 from __future__ import annotations
@@ -43,7 +46,11 @@ def _tiny(jt):
     up = z.reindex([2, 4, 24, 32], ["i0", "i1", "i2/2", "i3/2"])
     loss = (up.tanh() * 0.7 + up.sigmoid()).sum() + jt.argsort(z.reshape(-1))[0].float32().sum()
     grads = jt.grad(loss, [x, conv.weight])
-    return [loss.numpy(), *[g.numpy() for g in grads]]
+    # a broadcast with no reduction: Jittor's tuner asks for non-temporal stores in such kernels
+    # (`//@begin replace` in the source), which asm_tuner writes into the assembly
+    rows = jt.array(rng.standard_normal((8, 64)).astype("float32"))
+    scaled = rows * jt.array(rng.standard_normal((8, 1)).astype("float32"))
+    return [loss.numpy(), *[g.numpy() for g in grads], scaled.numpy()]
 
 
 def child(setting: str, device: str, keep: str) -> None:
@@ -87,15 +94,16 @@ def reused_assembly(cc_path: str, jit: Path) -> int:
     return sum(1 for line in log.read_text().splitlines() if line.startswith(f"{jit}/"))
 
 
-def run_child(setting: str, device: str, keep: Path, pch: bool) -> dict:
-    env = dict(os.environ, LANDSCAPE_KERNEL_PCH="1" if pch else "0")
+def run_child(setting: str, device: str, keep: Path, pch: bool, direct: bool = True) -> dict:
+    env = dict(os.environ, LANDSCAPE_KERNEL_PCH="1" if pch else "0",
+               LANDSCAPE_KERNEL_DIRECT="1" if direct else "0")
     cmd = [sys.executable, "-m", "tools.kernel_pch_check", "--child", setting, "--device", device,
            "--keep", str(keep)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(TAG)]
     if proc.returncode != 0 or not lines:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
-        raise RuntimeError(f"{setting} with pch={pch} failed (exit {proc.returncode}):\n{tail}")
+        raise RuntimeError(f"{setting} with pch={pch}, direct={direct} failed (exit {proc.returncode}):\n{tail}")
     return json.loads(lines[-1][len(TAG):])
 
 
@@ -115,26 +123,32 @@ def compare(a: Path, b: Path, tmp: Path) -> tuple[int, list[str]]:
 
 
 def check(setting: str, device: str = "cpu", keep: str = "") -> dict:
-    """Both runs and the comparison; the result as a dict (see the module doc). `keep`: leave
-    the two kernel folders there (without/, with___/) instead of removing them."""
+    """The three runs and the comparisons; the result as a dict (see the module doc). `keep`:
+    leave the kernel folders there (without/, with___/, direct_/) instead of removing them."""
     if keep and Path(keep).exists() and any(Path(keep).iterdir()):
         raise FileExistsError(f"--keep {keep}: the folder is not empty; give a new or empty one"
-                              " (the check writes without/, with___/ and tmp/ into it)")
+                              " (the check writes without/, with___/, direct_/ and tmp/ into it)")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="landscape-pch-check-"))
     try:
         # folder names of one length: Jittor's log macros (utils/log.h) point into __FILE__
         # past its folder, an offset baked into the code of kernels that log or assert
         off = run_child(setting, device, root / "without", pch=False)
-        on = run_child(setting, device, root / "with___", pch=True)
+        on = run_child(setting, device, root / "with___", pch=True, direct=False)
+        fast = run_child(setting, device, root / "direct_", pch=True, direct=True)
         (root / "tmp").mkdir()
         common, differ = compare(root / "without" / "jit", root / "with___" / "jit", root / "tmp")
+        common_d, differ_d = compare(root / "without" / "jit", root / "direct_" / "jit", root / "tmp")
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
     return {"setting": setting, "kernels_without": off["kernels"], "kernels_with": on["kernels"],
             "seconds_without": off["seconds"], "seconds_with": on["seconds"], "reused_with": on["reused"],
             "compared": common, "identical": common - len(differ), "differ": differ,
-            "outputs_equal": off["digest"] == on["digest"]}
+            "outputs_equal": off["digest"] == on["digest"],
+            "kernels_direct": fast["kernels"], "seconds_direct": fast["seconds"],
+            "reused_direct": fast["reused"], "compared_direct": common_d,
+            "identical_direct": common_d - len(differ_d), "differ_direct": differ_d,
+            "outputs_equal_direct": off["digest"] == fast["digest"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,18 +169,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"| {r['setting']}: first run, empty kernel folder | kernels | seconds |")
     print("| --- | --- | --- |")
-    print(f"| without the precompiled header | {r['kernels_without']} | {r['seconds_without']:.1f} |")
-    print(f"| with it | {r['kernels_with']} ({r['reused_with']} of identical source, assembly reused) |"
-          f" {r['seconds_with']:.1f} |")
-    print(f"kernels compiled both ways: {r['compared']}; identical .text: {r['identical']};"
-          f" outputs equal: {r['outputs_equal']}")
-    for name in r["differ"]:
-        print(f"  DIFFERS: {name}")
+    print(f"| Jittor as shipped | {r['kernels_without']} | {r['seconds_without']:.1f} |")
+    print(f"| precompiled header, every kernel through asm_tuner | {r['kernels_with']}"
+          f" ({r['reused_with']} of identical source, assembly reused) | {r['seconds_with']:.1f} |")
+    print(f"| precompiled header and the compile driver (as the project runs) | {r['kernels_direct']}"
+          f" ({r['reused_direct']} reused) | {r['seconds_direct']:.1f} |")
+    for tag, suffix in (("header", ""), ("header + driver", "_direct")):
+        print(f"{tag} vs as shipped: kernels in both {r['compared' + suffix]}; identical .text:"
+              f" {r['identical' + suffix]}; outputs equal: {r['outputs_equal' + suffix]}")
+        for name in r["differ" + suffix]:
+            print(f"  DIFFERS: {name}")
     if args.json:
         from pipeline.core.artifacts import atomic_write_json
 
         atomic_write_json(args.json, r)
-    return 0 if not r["differ"] and r["outputs_equal"] and r["compared"] else 1
+    ok = all(not r["differ" + x] and r["outputs_equal" + x] and r["compared" + x] for x in ("", "_direct"))
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ class TorchTrainer:
 
     def _discriminate(self, seg, images):
         b = seg.shape[0]
-        out = self.discriminator(torch.cat([torch.cat([seg, im], 1) for im in images], 0))
+        out = self.discriminator(torch.cat(images, 0), tm.pyramid(seg, len(self.discriminator.nets)))
         return [[[f[i * b:(i + 1) * b] for f in feats] for feats in out] for i in range(len(images))]
 
     def _generator_losses(self, batch):
@@ -171,8 +171,8 @@ class TorchTrainer:
 
     def _discriminate_edges(self, seg, fake_edge, real_edge):
         b = seg.shape[0]
-        out = self.discriminator.edge(torch.cat([torch.cat([seg, fake_edge], 1),
-                                                 torch.cat([seg, real_edge], 1)], 0))
+        out = self.discriminator.edge(torch.cat([fake_edge, real_edge], 0),
+                                      tm.pyramid(seg, len(self.discriminator.nets)))
         return [[f[:b] for f in feats] for feats in out], [[f[b:] for f in feats] for feats in out]
 
     def train_step(self, batch: dict) -> dict[str, float]:

@@ -277,10 +277,27 @@ class MultiscaleDiscriminator(nn.Module):
         self.edge = (MultiscaleDiscriminator(edge_in_nc, ndf, layers, scales, spectral)
                      if edge_in_nc > 0 else None)
 
-    def forward(self, x):
+    def forward(self, x, cond=None):
+        """cond: None or the label one-hot's pyramid (`pyramid`), put before x's channels at
+        each scale, repeated along the batch (pipeline/model/discriminator.py)."""
         out = []
         for i, net in enumerate(self.nets):
             if i > 0:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            out.append(net(x))
+                x = _down(x)
+            if cond is None:
+                out.append(net(x))
+            else:
+                c = cond[i]
+                out.append(net(torch.cat([c.repeat(x.shape[0] // c.shape[0], 1, 1, 1), x], 1)))
         return out
+
+
+def _down(x):
+    return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+
+
+def pyramid(x, scales):
+    out = [x]
+    for _ in range(1, scales):
+        out.append(_down(out[-1]))
+    return out

@@ -52,13 +52,33 @@ class MultiscaleDiscriminator(nn.Module):
         self.edge = (MultiscaleDiscriminator(edge_in_nc, ndf, layers, scales, spectral)
                      if edge_in_nc > 0 else None)
 
-    def execute(self, x):
+    def execute(self, x, cond: list | None = None):
+        """x (N, C, H, W) -> one feature list per scale.
+
+        cond: None, or the pyramid (`pyramid(c, scales)`) of a conditioning input c (B, K, H, W)
+        whose channels go before x's, B dividing N (c repeated along the batch): each scale
+        then sees what it would see on concat(c repeated, x), since the pool is per channel,
+        with c pooled once for all N / B images instead of once per image (the label one-hot
+        is 29 of the 32 channels the discriminator pools)."""
         out = []
         for i, net in enumerate(self.nets):
             if i > 0:
                 x = downsample(x)
-            out.append(net(x))
+            if cond is None:
+                out.append(net(x))
+            else:
+                c = cond[i]
+                out.append(net(jt.concat([jt.concat([c] * (x.shape[0] // c.shape[0]), dim=0), x],
+                                         dim=1)))
         return out
+
+
+def pyramid(x, scales: int) -> list:
+    """[x, downsample(x), downsample(downsample(x)), ...]: the input of each of `scales` scales."""
+    out = [x]
+    for _ in range(1, scales):
+        out.append(downsample(out[-1]))
+    return out
 
 
 def downsample(x):

@@ -15,7 +15,7 @@ import jittor as jt
 from jittor import nn
 
 from .contrastive import multiscale_contrastive, onehot_to_labels
-from .discriminator import MultiscaleDiscriminator
+from .discriminator import MultiscaleDiscriminator, pyramid
 from .encoder import StyleEncoder, reparameterize
 from .generator import Generator
 from .losses import (VGGLoss, edge_loss, feature_matching_loss, hinge_d_loss, hinge_g_loss,
@@ -166,11 +166,15 @@ class GANModel(nn.Module):
             fakes.append(outputs["refined"])
         return fakes
 
+    def _seg_pyramid(self, seg) -> list:
+        """The label one-hot at each of the discriminators' scales (pooled once per call, not
+        once per image: the discriminators see concat(seg, image) at every scale)."""
+        return pyramid(seg, len(self.discriminator.nets))
+
     def _discriminate(self, seg, images: list) -> list[list]:
         """Run D once on all images (batch-concatenated); return per-image multi-scale outputs."""
         b = seg.shape[0]
-        x = jt.concat([jt.concat([seg, im], dim=1) for im in images], dim=0)
-        out = self.discriminator(x)
+        out = self.discriminator(jt.concat(images, dim=0), self._seg_pyramid(seg))
         return [[[f[i * b:(i + 1) * b] for f in feats] for feats in out]
                 for i in range(len(images))]
 
@@ -222,8 +226,8 @@ class GANModel(nn.Module):
         """The edge discriminator on (labels ++ generated edges, labels ++ photo edges):
         (fake outputs, real outputs), each one feature list per scale."""
         b = seg.shape[0]
-        out = self.discriminator.edge(jt.concat(
-            [jt.concat([seg, fake_edge], dim=1), jt.concat([seg, real_edge], dim=1)], dim=0))
+        out = self.discriminator.edge(jt.concat([fake_edge, real_edge], dim=0),
+                                      self._seg_pyramid(seg))
         return ([[f[:b] for f in feats] for feats in out],
                 [[f[b:] for f in feats] for feats in out])
 

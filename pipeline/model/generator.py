@@ -74,9 +74,9 @@ class SemanticPreservingModule(nn.Module):
         k = seg.shape[1]
         segf = seg.reshape(b, k, h * w)
         area = segf.sum(dim=2, keepdims=True) + 1e-6
-        class_feat = jt.matmul(segf, f.reshape(b, c, h * w).transpose(0, 2, 1)) / area  # (b,k,c)
+        class_feat = ops.bmm(segf, f.reshape(b, c, h * w).transpose(0, 2, 1)) / area  # (b,k,c)
         gates = jt.sigmoid(self.gate(class_feat))  # (b, k, c)
-        pixel_gate = jt.matmul(gates.transpose(0, 2, 1), segf).reshape(b, c, h, w)
+        pixel_gate = ops.bmm(gates.transpose(0, 2, 1), segf).reshape(b, c, h, w)
         return jt.tanh(self.out(nn.leaky_relu(f * pixel_gate, 0.2)) + skip)
 
 
@@ -109,7 +109,7 @@ class ClassPalette(nn.Module):
         has a hint, its colour is the hint's (pre-tanh, as hint_skip adds it), else the learnt one."""
         b, k, h, w = seg.shape
         palette = (self.linear(z) * self.gain).reshape(b, k, 3)
-        painted = jt.matmul(palette.transpose(0, 2, 1), seg.reshape(b, k, h * w)).reshape(b, 3, h, w)
+        painted = ops.bmm(palette.transpose(0, 2, 1), seg.reshape(b, k, h * w)).reshape(b, 3, h, w)
         if hint_map is None:
             return painted
         from .hints import hint_logits

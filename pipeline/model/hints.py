@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import jittor as jt
 
+from .ops import bmm
+
 
 def class_hints(image, seg, min_pixels: int):
     """(B, K, 4) hints of images (B, 3, H, W) in [-1, 1] under one-hot maps seg (B, K, H', W'):
@@ -23,7 +25,7 @@ def class_hints(image, seg, min_pixels: int):
         image = jt.nn.interpolate(image, size=seg.shape[2:], mode="bilinear")
     segf = seg.reshape(b, k, -1)
     area = segf.sum(dim=2, keepdims=True)  # (b, k, 1)
-    sums = jt.matmul(segf, image.reshape(b, 3, -1).transpose(0, 2, 1))  # (b, k, 3)
+    sums = bmm(segf, image.reshape(b, 3, -1).transpose(0, 2, 1))  # (b, k, 3)
     present = (area >= min_pixels).float32()
     mean = sums / jt.maximum(area, 1.0) * present
     return jt.concat([mean, present], dim=2).stop_grad()
@@ -40,7 +42,7 @@ def drop_hints(hints, rate: float):
 def paint_hints(hints, seg):
     """(B, 4, H, W): every pixel of seg (B, K, H, W) takes its class's hint (B, K, 4)."""
     b, k, h, w = seg.shape
-    return jt.matmul(hints.transpose(0, 2, 1), seg.reshape(b, k, h * w)).reshape(b, 4, h, w)
+    return bmm(hints.transpose(0, 2, 1), seg.reshape(b, k, h * w)).reshape(b, 4, h, w)
 
 
 def hint_logits(hint_map):

@@ -26,6 +26,8 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
+from .ops import bmm
+
 # sRGB (linear) -> XYZ, rows X, Y, Z; D65 white point
 _RGB_TO_XYZ = np.array([[0.412453, 0.357580, 0.180423],
                         [0.212671, 0.715160, 0.072169],
@@ -74,8 +76,12 @@ def rgb_to_lab(x):
     """(B, 3, H, W) RGB in [-1, 1] -> (B, 3, H, W) L*a*b* divided by LAB_SCALE (L in 0..1)."""
     c = ((x + 1.0) * 0.5).clamp(0.0, 1.0)
     lin = jt.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).pow(2.4))
-    m = jt.array(_RGB_TO_XYZ / _WHITE[:, None])  # rows already divided by the white point
-    xyz = jt.matmul(m, lin.reshape(x.shape[0], 3, -1)).reshape(x.shape)
+    m = _RGB_TO_XYZ / _WHITE[:, None]  # rows already divided by the white point
+    # the 3x3 product as three weighted sums (Jittor's matmul would broadcast it to
+    # (B, 3, 3, HW) and reduce; docs/benchmarks.md)
+    r, g, b = lin[:, 0:1], lin[:, 1:2], lin[:, 2:3]
+    xyz = jt.concat([float(m[i, 0]) * r + float(m[i, 1]) * g + float(m[i, 2]) * b
+                     for i in range(3)], dim=1)
     # cube-root branch evaluated on clamped values: no infinite gradient at 0
     f = jt.where(xyz > _EPS, jt.maximum(xyz, _EPS).pow(1.0 / 3.0), xyz * 7.787 + 16.0 / 116.0)
     fx, fy, fz = f[:, 0:1], f[:, 1:2], f[:, 2:3]
@@ -102,18 +108,22 @@ def class_colour_loss(fake_lab, real_lab, seg):
     """Mean over images and LAB channels of the area-weighted sum over classes of
     |class mean_f - class mean_r| + |class std_f - class std_r| (real detached).
 
-    seg: (B, K, H, W) one-hot at the images' size; classes absent from an image weigh 0.
+    seg: (B, K, H, W) one-hot at the images' size (at most one class per pixel); classes
+    absent from an image weigh 0.
     """
     b, k = seg.shape[0], seg.shape[1]
-    m = seg.reshape(b, k, 1, -1)  # (B, K, 1, HW)
-    area = m.sum(dim=3)  # (B, K, 1)
+    m = seg.reshape(b, k, -1)  # (B, K, HW)
+    area = m.sum(dim=2, keepdims=True)  # (B, K, 1)
     w = area / area.sum(dim=1, keepdims=True)  # class weights, sum 1 per image
     denom = area + 1e-6
 
     def moments(lab):
-        x = lab.reshape(b, 1, 3, -1)  # (B, 1, 3, HW)
-        mean = (m * x).sum(dim=3) / denom  # (B, K, 3)
-        var = (m * (x - mean.unsqueeze(3)) ** 2).sum(dim=3) / denom
+        x = lab.reshape(b, 3, -1)  # (B, 3, HW)
+        mean = bmm(m, x.transpose(0, 2, 1)) / denom  # (B, K, 3)
+        # each pixel's deviation from its own class's mean (one class per pixel), squared and
+        # summed per class: the per-class variance without a (B, K, 3, HW) product
+        dev = x - bmm(mean.transpose(0, 2, 1), m)  # (B, 3, HW)
+        var = bmm(m, (dev * dev).transpose(0, 2, 1)) / denom
         return mean, jt.sqrt(var + 1e-8)
 
     mf, sf = moments(fake_lab)

@@ -1,6 +1,6 @@
-"""pipeline/model/ops.py's 2x nearest upsampling gives the values and gradients of numpy's
-formula and of jittor.nn's op, which it replaces, in the whole generator too; the networks'
-leaky ReLU (jittor.nn's) against numpy."""
+"""pipeline/model/ops.py's 2x nearest upsampling and batched matmul give the values and
+gradients of numpy's formulas and of the Jittor ops they replace, in the whole generator and its
+losses too; the networks' leaky ReLU (jittor.nn's) against numpy."""
 
 from __future__ import annotations
 
@@ -70,6 +70,62 @@ def test_generator_gradients_equal_those_with_jittor_nn_ops(monkeypatch):
     ours = gradients()
     monkeypatch.setattr(ops, "upsample2x", lambda x: nn.interpolate(x, scale_factor=2, mode="nearest"))
     theirs = gradients()
+    assert len(ours) == len(theirs) > 10
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
+    scale = max(float(np.abs(b).max()) for b in theirs)
+    assert worst <= 1e-5 * scale, (worst, scale)
+
+
+def test_bmm_matches_numpy_values_and_gradients():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(3, 5, 40)).astype(np.float32)
+    b = rng.normal(size=(3, 40, 2)).astype(np.float32)
+    w = rng.normal(size=(3, 5, 2)).astype(np.float32)
+    av, bv = jt.array(a), jt.array(b)
+    y = ops.bmm(av, bv)
+    np.testing.assert_allclose(y.numpy(), a @ b, rtol=1e-5, atol=1e-5)
+    ga, gb = jt.grad((y * jt.array(w)).sum(), [av, bv])
+    np.testing.assert_allclose(ga.numpy(), w @ b.transpose(0, 2, 1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gb.numpy(), a.transpose(0, 2, 1) @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_generator_losses_and_gradients_equal_those_with_jittor_matmul(monkeypatch):
+    """Every generator loss term and the generator's gradients with ops.bmm (semantic-
+    preserving module, class palette, hints, class colour loss) and with Jittor's batched
+    matmul: the same up to float rounding."""
+    from pipeline.model import hints, style
+    from pipeline.model.ganmodel import GANModel
+    from pipeline.train import batch_to_vars
+
+    from .model_testutil import tiny_config
+
+    cfg = tiny_config("model.hint_dropout=0.0", "model.hint_texture=0",
+                      "model.hint_texture_absent=0", "model.noise=false")
+    h, w = cfg.data.height, cfg.data.width
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 29, (2, h, w)).astype(np.uint8)
+    labels[:, h // 2:] = 5
+    images = rng.integers(0, 255, (2, h, w, 3)).astype(np.uint8)
+    edges = np.zeros((2, h, w), np.uint8)
+    edges[:, h // 2] = 255
+
+    def run():
+        jt.set_global_seed(0, different_seed_for_mpi=False)
+        np.random.seed(0)
+        model = GANModel(cfg, h, w, log=lambda m: None)
+        batch = batch_to_vars(jt, {"images": images, "labels": labels, "edges": edges}, 29)
+        terms, _ = model.generator_step(batch)
+        params = model.generator.parameters()
+        grads = jt.grad(sum(terms.values()), params)
+        return {k: v.item() for k, v in terms.items()}, [g.numpy() for g in grads]
+
+    ours_terms, ours = run()
+    for module in (ops, hints, style):
+        monkeypatch.setattr(module, "bmm", jt.matmul)
+    theirs_terms, theirs = run()
+    assert {"g_class_colour", "g_gan"} <= set(ours_terms) and set(ours_terms) == set(theirs_terms)
+    for k in ours_terms:
+        assert abs(ours_terms[k] - theirs_terms[k]) <= 1e-5 * max(1.0, abs(theirs_terms[k])), k
     assert len(ours) == len(theirs) > 10
     worst = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
     scale = max(float(np.abs(b).max()) for b in theirs)
