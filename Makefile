@@ -80,7 +80,8 @@ help: ## show this help
 #                train) and the project itself; Jittor installs first and its core compile
 #                starts in the background while the rest of this step installs
 #   $(PKGS)      every other dependency (PyTorch, the scorers' packages, pytest), installed at a
-#                lower CPU priority than the compile and training beside it
+#                lower CPU priority than the compile and training beside it; on <= 2 cores
+#                after the compile (PKGS_AFTER)
 #   $(JT_READY)  Jittor's core compiled: waits for that compile (or, when it did not finish,
 #                e.g. interrupted, compiles in the foreground and shows its errors)
 #   $(STAMP)     all of it
@@ -107,7 +108,13 @@ $(BASE): pyproject.toml tools/pins.py
 	$(PIP) --no-deps -e . || { kill $$(cat $(JT_PID)) 2>/dev/null; exit 1; }
 	@touch $@
 
-$(PKGS): $(BASE)
+# With 2 cores or fewer the packages install after Jittor's core compile, which uses them all:
+# side by side (even at nice 10; pip writes ~5 GB) the compile took ~240 s instead of ~150 on
+# this project's 2-core machine, and training waits for it (docs/benchmarks.md).
+SETUP_CORES := $(shell nproc 2>/dev/null || echo 4)
+PKGS_AFTER := $(if $(filter 0 1 2,$(SETUP_CORES)),$(JT_READY))
+
+$(PKGS): $(BASE) $(PKGS_AFTER)
 	nice -n 10 $(PIP) -e .
 	@touch $@
 
@@ -188,10 +195,10 @@ endif
 
 # ---- the demo chain ------------------------------------------------------------------------------
 $(DEMO_RAW)/manifest.json: | $(BASE)
-	$(LS) sample-data --out $(DEMO_RAW) --train $(DEMO_TRAIN) --test $(DEMO_TEST) --seed 0
+	$(SIDE_NICE) $(LS) sample-data --out $(DEMO_RAW) --train $(DEMO_TRAIN) --test $(DEMO_TEST) --seed 0
 
 $(DEMO_DATA)/manifest.json: $(DEMO_RAW)/manifest.json $(DEMO_CONFIG)
-	$(LS) preprocess --data $(DEMO_RAW) --out $(DEMO_DATA) --config $(DEMO_CONFIG)
+	$(SIDE_NICE) $(LS) preprocess --data $(DEMO_RAW) --out $(DEMO_DATA) --config $(DEMO_CONFIG)
 
 $(DEMO_SCORER)/manifest.json: $(DEMO_DATA)/manifest.json $(DEMO_CONFIG) | $(PKGS)
 	$(LS) fit-segformer --data $(DEMO_DATA) --out $(DEMO_SCORER) --config $(DEMO_CONFIG) $(SIDE_QUIET)
@@ -229,9 +236,10 @@ $(DEMO_PKG): $(DEMO_GEN)/test/manifest.json $(A)/eval/demo/test/manifest.json
 	$(LS) package --generated $(DEMO_GEN)/test --data $(DEMO_DATA) --out $(DEMO_ZIP) \
 	    --scores $(A)/eval/demo/test --config $(DEMO_CONFIG)
 
-# `make demo` runs the chain in a second make with DEMO_JOBS jobs: the data is made while Jittor's
-# core compiles and PyTorch installs (three jobs there, one of which only waits for the
-# compile), training starts once Jittor's core is compiled, and fit-segformer and the ceilings
+# `make demo` runs the chain in a second make with DEMO_JOBS jobs: the data is made (at nice 10)
+# while Jittor's core compiles and PyTorch installs (after the compile on <= 2 cores; three jobs
+# there, one of which only waits for the compile), training starts once Jittor's core is
+# compiled, and fit-segformer and the ceilings
 # run beside it. At most two jobs do heavy work at once (the chain allows no more). Each process
 # gets one thread (OMP_NUM_THREADS, unless set). Every stage command runs through the timing
 # wrapper under one run id, the demo's start, so the split at the end includes set-up.
@@ -252,6 +260,8 @@ ifneq ($(DEMO_JOBS),1)
 export OMP_NUM_THREADS ?= 1
 # the stages that run beside training keep their progress bars off its line
 SIDE_QUIET := --quiet
+# the sample data is made while Jittor's core compiles, which training waits for
+SIDE_NICE := nice -n 10
 endif
 endif
 

@@ -1,4 +1,5 @@
-"""A precompiled header for Jittor's CPU kernels: the same kernels, compiled in half the time.
+"""A precompiled header and a compile driver for Jittor's CPU kernels: the same kernels,
+compiled in a third of the time.
 
 Jittor compiles every fused operator it meets into its own shared library (`g++ -Ofast`, one
 process per kernel), and each of those compiles spends most of its time parsing the same Jittor
@@ -25,9 +26,19 @@ key, and 43 of the 299 kernels of a demo training step have the same source text
 first compile of such a kernel (to assembly) reuses the first one's, with the kernel's name put
 in for the other's (WRAPPER says how), and logs it in `kernels_<key>.asm/reused.log`.
 
-Jittor's kernel cache keys on the compile command, which names the wrapper, and the wrapper's
-name holds a hash of the compiler, its flags, Jittor's version and the header's includes:
-kernels compiled without it are compiled once more with it, never mixed up.
+Jittor runs each kernel's compile through `<python> <jittor>/utils/asm_tuner.py`: a Python
+process (~0.2 s to start) that compiles the kernel to assembly with -g, applies the assembly
+rewrites the source asks for (`//@begin replace`: non-temporal stores, in ~6% of the kernels),
+then assembles and links it. Jittor's `python_path` flag is used for nothing else, so it points
+at a shell driver (TUNER) that runs the same two compiles itself, without -g (debug information
+changes no code), for every kernel with no rewrite, and hands the others to asm_tuner: a kernel
+compiles in ~0.4 s instead of ~0.75 s, and a demo training step's 299 kernels in 70 s instead
+of 118 (docs/benchmarks.md; every kernel's `.text` checked identical to Jittor's own compile).
+`LANDSCAPE_KERNEL_DIRECT=0` leaves asm_tuner to every kernel.
+
+Jittor's kernel cache keys on the compile command, which names the wrapper and the driver, and
+their names hold a hash of the compiler, its flags, Jittor's version and the header's includes:
+kernels compiled without them are compiled once more with them, never mixed up.
 
 Used on CPU with GCC only (CUDA kernels go through nvcc; clang has another PCH scheme).
 `LANDSCAPE_KERNEL_PCH=0` turns it off.
