@@ -100,6 +100,9 @@ def test_make_demo_wraps_every_stage_and_prints_the_split(root, tmp_path):
     side = [ln for ln in stage_lines if " fit-segformer " in ln or "--ground-truth" in ln]
     assert len(side) == 2 and all(ln.rstrip().endswith("--quiet") for ln in side), side
     assert not any(" train " in ln and "--quiet" in ln for ln in stage_lines)
+    # the sample data is made beside Jittor's core compile, at a lower priority than it
+    data = [ln for ln in stage_lines if " sample-data " in ln or " preprocess " in ln]
+    assert len(data) == 2 and all(ln.startswith("nice -n 10 ") for ln in data), data
     assert "-j3" in out.stdout
     run_ids = {ln.split("--run-id ", 1)[1].split()[0] for ln in stage_lines}
     summary = [ln for ln in out.stdout.splitlines() if "pipeline.core.timing summary" in ln]
@@ -129,3 +132,23 @@ def test_stages_run_side_by_side_count_once_in_the_rest():
     assert table["stages, side by side once"][:2] == ["70.0", "70%"]
     assert table["set-up, checks and make"][:2] == ["30.0", "30%"]
     assert table["train"][2:4] == ["0.3", "min"]  # started 20 s into the run
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+@pytest.mark.parametrize("cores", [1, 2, 4])
+def test_on_two_cores_the_packages_install_after_the_core_compile(root, tmp_path, cores):
+    """`make -n` of a fresh venv's packages step: with <= 2 cores it first waits for Jittor's
+    core compile (started in the background by the base step); with more they overlap."""
+    venv = tmp_path / "venv"
+    out = subprocess.run(["make", "-n", "--no-print-directory", f"VENV={venv}", f"SETUP_CORES={cores}",
+                          f"{venv}/.packages"], cwd=root, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    compile_started = next(i for i, ln in enumerate(lines) if "jittor-compile.log" in ln and "&" in ln)
+    install = next(i for i, ln in enumerate(lines) if "nice -n 10" in ln and "pip install" in ln)
+    waits = [i for i, ln in enumerate(lines) if "while [ ! -f" in ln and ".jittor-compiled" in ln]
+    assert compile_started < install
+    if cores <= 2:
+        assert len(waits) == 1 and compile_started < waits[0] < install, out.stdout
+    else:
+        assert not waits, out.stdout
