@@ -154,8 +154,13 @@ mkdir -p "$index" && : > "$index/$key.$stem"
 def write_wrapper(cc_path: str, header: Path) -> Path:
     """The compiler wrapper beside `header` (written to a temp name, then renamed); the index of
     the kernels' assembly it reuses is the folder beside it named like it, plus `.asm`."""
-    path = header.with_name(header.stem + "-cc")
     text = WRAPPER.format(cc=cc_path, header=header, index=header.with_name(header.stem + ".asm"))
+    return _write_script(header.with_name(header.stem + "-cc"), text)
+
+
+def _write_script(path: Path, text: str) -> Path:
+    """An executable script at `path` holding `text` (to a temp name, then renamed; left as it
+    is when it already holds it)."""
     if path.exists() and path.read_text() == text:
         return path
     with atomic_path(path) as tmp:
@@ -213,14 +218,7 @@ exec "$cc" "$asm" "$@"
 def write_tuner(python: str, header: Path) -> Path:
     """The kernels' compile driver beside `header` (TUNER; written to a temp name, then renamed),
     which runs Jittor's asm_tuner with `python` where it must."""
-    path = header.with_name(header.stem + "-tuner")
-    text = TUNER.format(python=python)
-    if path.exists() and path.read_text() == text:
-        return path
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-        tmp.chmod(0o755)
-    return path
+    return _write_script(header.with_name(header.stem + "-tuner"), TUNER.format(python=python))
 
 
 def use_kernel_pch(jt, log=None) -> Path | None:

@@ -52,12 +52,7 @@ def test_generator_gradients_equal_those_with_jittor_nn_ops(monkeypatch):
     cfg = tiny_config("model.use_vae=false", *NO_STYLE, *NO_TEXTURE, "model.hint_dropout=0.0",
                       "loss.contrastive=0", 'model.param_free_norm="batch"')
     h, w = cfg.data.height, cfg.data.width
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 29, (2, h, w)).astype(np.uint8)
-    labels[:, h // 2:] = 5
-    images = rng.integers(0, 255, (2, h, w, 3)).astype(np.uint8)
-    edges = np.zeros((2, h, w), np.uint8)
-    edges[:, h // 2] = 255
+    images, labels, edges = _arrays(0, h, w)
 
     def gradients():
         jt.set_global_seed(0, different_seed_for_mpi=False)
@@ -102,12 +97,7 @@ def test_generator_losses_and_gradients_equal_those_with_jittor_matmul(monkeypat
     cfg = tiny_config("model.hint_dropout=0.0", "model.hint_texture=0",
                       "model.hint_texture_absent=0", "model.noise=false")
     h, w = cfg.data.height, cfg.data.width
-    rng = np.random.default_rng(5)
-    labels = rng.integers(0, 29, (2, h, w)).astype(np.uint8)
-    labels[:, h // 2:] = 5
-    images = rng.integers(0, 255, (2, h, w, 3)).astype(np.uint8)
-    edges = np.zeros((2, h, w), np.uint8)
-    edges[:, h // 2] = 255
+    images, labels, edges = _arrays(5, h, w)
 
     def run():
         jt.set_global_seed(0, different_seed_for_mpi=False)
@@ -130,3 +120,14 @@ def test_generator_losses_and_gradients_equal_those_with_jittor_matmul(monkeypat
     worst = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
     scale = max(float(np.abs(b).max()) for b in theirs)
     assert worst <= 1e-5 * scale, (worst, scale)
+
+
+def _arrays(seed: int, h: int, w: int):
+    """(images, labels, edges) of a 2-image batch: random classes, class 5 below the middle."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 29, (2, h, w)).astype(np.uint8)
+    labels[:, h // 2:] = 5
+    images = rng.integers(0, 255, (2, h, w, 3)).astype(np.uint8)
+    edges = np.zeros((2, h, w), np.uint8)
+    edges[:, h // 2] = 255
+    return images, labels, edges
