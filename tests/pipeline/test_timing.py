@@ -4,6 +4,7 @@ appends, the per-run summary (up-to-date stages count 0), and the Makefile's dem
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -152,3 +153,23 @@ def test_on_two_cores_the_packages_install_after_the_core_compile(root, tmp_path
         assert len(waits) == 1 and compile_started < waits[0] < install, out.stdout
     else:
         assert not waits, out.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make")
+@pytest.mark.parametrize("dont_write", ["1", None])
+def test_make_commands_keep_pythons_bytecode_cache(root, tmp_path, dont_write):
+    """Where the environment sets PYTHONDONTWRITEBYTECODE, the project's commands write their
+    bytecode under .cache/pycache (each process would otherwise compile PyTorch's modules
+    again); elsewhere Python's own default is left alone."""
+    show = tmp_path / "show.mk"
+    show.write_text('show-py-env:\n\t@echo "[$${PYTHONDONTWRITEBYTECODE-unset}|$${PYTHONPYCACHEPREFIX-unset}]"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    if dont_write:
+        env["PYTHONDONTWRITEBYTECODE"] = dont_write
+    out = subprocess.run(["make", "--no-print-directory", "-f", "Makefile", "-f", str(show), "show-py-env"],
+                         cwd=root, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    if dont_write:
+        assert out.stdout.strip() == f"[|{root}/.cache/pycache]"
+    else:
+        assert out.stdout.strip() == "[unset|unset]"
