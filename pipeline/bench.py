@@ -14,8 +14,9 @@ Cold start (the demo setting, unless --no-cold): a subprocess builds the model a
 with Jittor's kernel folder pointed at an empty directory (the compiled core is reused), so
 every kernel of a training step is compiled as on a fresh machine; it reports the count of
 kernels compiled and the first-run time, whose excess over the warm build + steady step is the
-compile time. It runs twice: without the kernels' precompiled header (pipeline/jt_pch.py,
-`LANDSCAPE_KERNEL_PCH=0`: Jittor as shipped) and with it (the project's default).
+compile time. It runs twice: without the kernels' precompiled header and compile driver
+(pipeline/jt_pch.py, `LANDSCAPE_KERNEL_PCH=0`: Jittor as shipped) and with them (the project's
+default).
 """
 
 from __future__ import annotations
@@ -270,7 +271,8 @@ def main(argv=None) -> None:
             cold = cold_start("demo", args.device, by_name["demo"], pch)
             results.append(cold)
             how = "with" if pch else "without"
-            print(f"cold start (demo, empty kernel folder, {how} the precompiled kernel header):"
+            print(f"cold start (demo, empty kernel folder, {how} the kernels' precompiled header"
+                  " and compile driver):"
                   f" {cold['cold_kernels']} kernels compiled; build + first step"
                   f" {cold['cold_build_s'] + cold['cold_first_step_s']:.1f} s, of which compilation"
                   f" ~{cold['compile_s']:.1f} s", flush=True)
