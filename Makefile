@@ -118,7 +118,7 @@ $(BASE): pyproject.toml tools/pins.py
 	@touch $@
 
 # With 2 cores or fewer the packages install after Jittor's core compile, which uses them all:
-# side by side (even at nice 10; pip writes ~5 GB) the compile took ~240 s instead of ~150 on
+# side by side (even at nice 10; pip writes ~5 GB) the compile took ~240 s instead of ~180 on
 # this project's 2-core machine, and training waits for it (docs/benchmarks.md).
 SETUP_CORES := $(shell nproc 2>/dev/null || echo 4)
 PKGS_AFTER := $(if $(filter 0 1 2,$(SETUP_CORES)),$(JT_READY))

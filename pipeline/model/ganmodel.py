@@ -167,9 +167,13 @@ class GANModel(nn.Module):
         return fakes
 
     def _seg_pyramid(self, seg) -> list:
-        """The label one-hot at each of the discriminators' scales (pooled once per call, not
-        once per image: the discriminators see concat(seg, image) at every scale)."""
-        return pyramid(seg, len(self.discriminator.nets))
+        """The label one-hot at each of the discriminators' scales: pooled once per batch (the
+        discriminators see concat(seg, image) at every scale, in the generator's step and the
+        discriminator's, and the edge discriminator too), kept for the batch's `seg` Var."""
+        cached = getattr(self, "_pyramid_of", None)  # "_": not a parameter, not in checkpoints
+        if cached is None or cached[0] is not seg:
+            self._pyramid_of = cached = (seg, pyramid(seg, len(self.discriminator.nets)))
+        return cached[1]
 
     def _discriminate(self, seg, images: list) -> list[list]:
         """Run D once on all images (batch-concatenated); return per-image multi-scale outputs."""

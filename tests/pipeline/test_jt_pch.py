@@ -87,14 +87,19 @@ def test_setup_jittor_on_cpu_compiles_kernels_with_the_header():
 @pytest.mark.skipif(shutil.which("objcopy") is None, reason="no objcopy")
 def test_kernels_compiled_with_the_header_are_the_same_code():
     """A small graph (convolution, element-wise ops, reductions, reindex, argsort, gradients) in
-    two fresh kernel folders, without and with the header: every kernel library's .text is
-    byte-identical (the oneDNN ones are compiled without it) and the outputs are equal."""
+    fresh kernel folders, without and with the header, and with the header and the compile
+    driver: every kernel library's .text is byte-identical (the oneDNN ones are compiled
+    without the header) and the outputs are equal."""
     from tools.kernel_pch_check import check
 
     r = check("tiny")
     assert r["kernels_without"] == r["kernels_with"] == r["compared"] >= 10, r
     assert r["identical"] == r["compared"] and not r["differ"], r
     assert r["outputs_equal"], r
+    # the compile driver (in place of asm_tuner) too
+    assert r["kernels_direct"] == r["compared_direct"] == r["compared"], r
+    assert r["identical_direct"] == r["compared_direct"] and not r["differ_direct"], r
+    assert r["outputs_equal_direct"], r
 
 
 def test_the_check_refuses_a_folder_of_other_files(tmp_path, capsys):
