@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from .core.atomic import atomic_write_text
@@ -112,6 +113,10 @@ def pin_jittor_home(home: str | os.PathLike) -> None:
     atomic_write_text(path, json.dumps(data))
 
 
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
     """Import jittor for `device` ('auto', 'cpu' or 'cuda') and return the module.
 
@@ -149,6 +154,11 @@ def setup_jittor(device: str = "auto", threads: int | None = None, log=None):
     if local_ranks() == 1 and "OMPI_COMM_WORLD_SIZE" not in os.environ:
         # one process needs no NCCL; with mpicc present Jittor would fetch and build it at import
         os.environ.setdefault("use_nccl", "0")
+    if device == "cpu":
+        from .jt_pch import patch_core_build
+
+        # Jittor's core compiles (first import only) against a precompiled header of its headers
+        patch_core_build(log or _to_stderr, available_cores())
     import jittor as jt
 
     # Jittor's SIGCHLD handler exits this process when ANY child dies of a signal (it watches its

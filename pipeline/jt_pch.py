@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -92,16 +93,21 @@ def _compiler_is_gcc(cc_path: str) -> bool:
 def build_pch(cc_path: str, cc_flags: str, folder: Path, key: str) -> Path:
     """Write folder/kernels_<key>.h and its .gch (each to a temp name, then renamed); return the
     header. Raises RuntimeError with the compiler's message when GCC cannot build it."""
-    header = folder / f"kernels_{key}.h"
+    # -g: Jittor compiles each kernel to assembly with -g (utils/asm_tuner.py), and GCC uses a
+    # header precompiled with -g also where no debug information is asked for
+    return _precompile(cc_path, folder / f"kernels_{key}.h", header_text(key),
+                       ["-g", *compile_flags(cc_flags)])
+
+
+def _precompile(cc_path: str, header: Path, text: str, flags: list[str]) -> Path:
+    """`header` holding `text`, and its .gch compiled with `flags` (each written to a temp name,
+    then renamed; both kept when they exist). Raises RuntimeError with the compiler's message."""
     gch = header.with_name(header.name + ".gch")
     if header.exists() and gch.exists():
         return header
-    atomic_write_text(header, header_text(key))
+    atomic_write_text(header, text)
     with atomic_path(gch) as tmp:
-        # -g: Jittor compiles each kernel to assembly with -g (utils/asm_tuner.py), and GCC
-        # uses a header precompiled with -g also where no debug information is asked for
-        cmd = [cc_path, "-x", "c++-header", str(header), "-o", str(tmp), "-g",
-               *compile_flags(cc_flags)]
+        cmd = [cc_path, "-x", "c++-header", str(header), "-o", str(tmp), *flags]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         except subprocess.TimeoutExpired as exc:
@@ -247,3 +253,121 @@ def use_kernel_pch(jt, log=None) -> Path | None:
             if log is not None:
                 log(f"jittor: kernels compile through Jittor's asm_tuner ({exc})")
     return header
+
+
+# Jittor's core (jittor_core: ~160 C++ files, ~320 CPU s, the longest part of a fresh set-up) is
+# compiled at its first import, one g++ process per file, each parsing mostly the same headers:
+# ~1.0-1.5 s of a typical file's ~1.2-1.8 s. These are the headers most of those files include
+# (Python.h first, as Python asks, and in the pyjt files that include it); `-include` of their
+# precompiled header puts them before each file's own includes, whose include guards then skip
+# them. Measured on the 157 core files of this machine's build, 2 jobs: 160.7 s -> 107.6 s, 321
+# -> 215 CPU s (docs/benchmarks.md).
+CORE_INCLUDES = (
+    "<Python.h>", '"common.h"', '"var.h"', '"op.h"', '"var_holder.h"', '"pyjt/py_converter.h"',
+    '"ops/op_register.h"', '"fused_op.h"', '"executor.h"', '"op_compiler.h"',
+)
+# a build of at least this many files with one compiler and the same flags is the core (Jittor's
+# other builds, the oneDNN and MPI ops, are ~6 files with flags of their own: left as they are)
+CORE_MIN_FILES = 24
+# Jittor's compile() writes each object's command as `"CC" "SRC" FLAGS -c -o "OBJ"`
+_OBJECT_CMD = re.compile(r'^"(?P<cc>[^"]+)" "(?P<src>[^"]+\.(?:cc|cpp))" (?P<flags>.*) -c -o "[^"]+"$')
+
+
+def core_header_text(key: str) -> str:
+    lines = [f"// Jittor core headers, precompiled (pipeline/jt_pch.py); key {key}"]
+    return "\n".join(lines + [f"#include {inc}" for inc in CORE_INCLUDES]) + "\n"
+
+
+def build_core_pch(cc_path: str, flags: str, folder: Path, key: str) -> Path:
+    """folder/core_<key>.h and its .gch, compiled with the core's own flags (the object
+    commands' flags); returns the header. Raises RuntimeError when GCC cannot build it."""
+    return _precompile(cc_path, folder / f"core_{key}.h", core_header_text(key),
+                       shlex.split(flags))
+
+
+def with_core_pch(cmds: list[str], cache_path: str, version: str, build=None,
+                  log=None) -> list[str]:
+    """Jittor's object-compile commands, those of the core's build with `-include` of the
+    core's precompiled header after the source (`build` makes it, in cache_path/landscape_pch,
+    keyed by compiler, flags, Jittor version and the header's includes). Other commands, other
+    compilers than GCC, smaller builds, and every command of a group whose header could not be
+    built (`log` says why) are returned as they are."""
+    build = build or build_core_pch
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, cmd in enumerate(cmds):
+        m = _OBJECT_CMD.match(cmd)
+        if m and _compiler_is_gcc(m["cc"]) and "-include" not in shlex.split(m["flags"]):
+            groups.setdefault((m["cc"], m["flags"]), []).append(i)
+    out = list(cmds)
+    for (cc, flags), members in groups.items():
+        if len(members) < CORE_MIN_FILES:
+            continue
+        key = hashlib.sha256("\n".join([cc, flags, version, *CORE_INCLUDES]).encode()).hexdigest()[:16]
+        try:
+            header = build(cc, flags, Path(cache_path) / PCH_DIR, key)
+        except (OSError, RuntimeError) as exc:
+            if log is not None:
+                log(f"jittor: its core compiles without a precompiled header ({exc})")
+            continue
+        for i in members:
+            end = _OBJECT_CMD.match(cmds[i]).end("src") + 1  # after the source's closing quote
+            out[i] = f'{cmds[i][:end]} -include "{header}"{cmds[i][end:]}'
+    return out
+
+
+def compile_jobs(total_mem_bytes: float | None, cores: int) -> int:
+    """Processes for Jittor's library builds: Jittor's own count (one per 3 GiB of memory, 1 to
+    16; 4 where the memory is unknown), at most one per core. Jittor ignores the cores: 8
+    processes on this 2-core machine, where the core's build (with its precompiled header) took
+    138 s at 8 processes and 108 s at 2 (docs/benchmarks.md)."""
+    by_memory = 4 if total_mem_bytes is None else min(16, max(int(total_mem_bytes / 1024**3 // 3), 1))
+    return max(1, min(by_memory, cores))
+
+
+def _start_pool(ju, jobs: int) -> None:
+    """Jittor's build pool (`jittor_utils.p`), sized `jobs`, made as Jittor's `run_cmds` makes it
+    on its first call (which then uses this one)."""
+    import atexit
+    import multiprocessing as mp
+
+    daemon = mp.current_process()._config.get("daemon")
+    mp.current_process()._config["daemon"] = False  # as Jittor does: a pool from any process
+    try:
+        ju.p = ju.Pool(jobs, initializer=ju.pool_initializer)
+        ju.p.__enter__()
+    finally:
+        mp.current_process()._config["daemon"] = daemon
+    ju.pool_size = jobs
+    atexit.register(ju.pool_cleanup)
+
+
+def patch_core_build(log=None, cores: int | None = None) -> bool:
+    """Before `import jittor`: Jittor's builds (`jittor_utils.run_cmds`, which compiles a
+    library's objects in a process pool, each through Jittor's command cache) get the core's
+    precompiled header (`with_core_pch`), and a pool of at most `cores` processes
+    (`compile_jobs`). The cache keys on each object's command, so a core compiled without the
+    header is compiled once more with it, never mixed up; with it, later imports find every
+    object up to date. Returns whether the patch is in place. `LANDSCAPE_CORE_PCH=0` leaves
+    Jittor's builds as they ship."""
+    if os.environ.get("LANDSCAPE_CORE_PCH", "1") == "0":
+        return False
+    import jittor_utils as ju
+
+    if getattr(ju.run_cmds, "landscape_core_pch", False):
+        return True
+    shipped = ju.run_cmds
+    version = ju.get_jittor_version()
+
+    def run_cmds(cmds, cache_path, jittor_path, msg="run_cmds"):
+        if ju.pool_size == 0 and cores and os.name != "nt":
+            try:
+                memory = float(ju.get_total_mem())
+            except (ValueError, OSError):
+                memory = None
+            _start_pool(ju, compile_jobs(memory, cores))
+        return shipped(with_core_pch(list(cmds), cache_path, version, log=log), cache_path,
+                       jittor_path, msg)
+
+    run_cmds.landscape_core_pch = True
+    ju.run_cmds = run_cmds
+    return True

@@ -4,6 +4,7 @@ it are the same machine code as without it."""
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -302,3 +303,186 @@ def _header(folder: Path, key: str) -> Path:
     header = folder / f"kernels_{key}.h"
     header.write_text("// test\n")
     return header
+
+
+# Jittor's core: its objects' commands as jittor/compiler.py's compile() writes them
+def _object_cmd(src: str, flags: str = '-Wall -std=c++14 -fPIC -I"/j/src" -O2', cc="/usr/bin/g++") -> str:
+    return f'"{cc}" "/j/src/{src}" {flags}  -c -o "/cache/obj_files/{Path(src).name}.o"'
+
+
+def _core_cmds(n: int, **kw) -> list[str]:
+    return [_object_cmd(f"ops/op_{i}.cc", **kw) for i in range(n)]
+
+
+def _fake_build(calls):
+    def build(cc, flags, folder, key):
+        calls.append((cc, flags, folder, key))
+        return folder / f"core_{key}.h"
+    return build
+
+
+def test_the_core_build_gets_the_header_after_each_source(tmp_path):
+    calls = []
+    cmds = _core_cmds(jt_pch.CORE_MIN_FILES)
+    out = jt_pch.with_core_pch(cmds, str(tmp_path), "1.3.11", build=_fake_build(calls))
+    assert len(calls) == 1
+    cc, flags, folder, key = calls[0]
+    assert (cc, flags, folder) == ("/usr/bin/g++", '-Wall -std=c++14 -fPIC -I"/j/src" -O2 ',
+                                   tmp_path / jt_pch.PCH_DIR)
+    header = folder / f"core_{key}.h"
+    for before, after in zip(cmds, out):
+        src_end = before.index('.cc"') + 4
+        assert after == before[:src_end] + f' -include "{header}"' + before[src_end:]
+    # cache_compile (Jittor's command cache) hashes the header as an input of every object
+    assert shlex.split(out[0])[2:4] == ["-include", str(header)]
+
+
+def test_the_core_header_key_follows_compiler_flags_and_version(tmp_path):
+    keys = []
+    for cc, flags, version in [("/usr/bin/g++", "-O2", "1.3.11"), ("/usr/bin/g++", "-O3", "1.3.11"),
+                               ("/usr/bin/g++", "-O2", "1.3.12"), ("/usr/bin/g++-12", "-O2", "1.3.11")]:
+        calls = []
+        jt_pch.with_core_pch(_core_cmds(jt_pch.CORE_MIN_FILES, flags=flags, cc=cc), str(tmp_path),
+                             version, build=_fake_build(calls))
+        keys.append(calls[0][3])
+    assert len(set(keys)) == 4
+
+
+def test_small_builds_other_compilers_and_other_commands_are_left_alone(tmp_path):
+    calls = []
+    small = _core_cmds(jt_pch.CORE_MIN_FILES - 1)  # the oneDNN / MPI ops' builds
+    clang = _core_cmds(jt_pch.CORE_MIN_FILES, cc="/usr/bin/clang++")
+    nvcc = ['"/usr/local/cuda/bin/nvcc" -x cu "/j/src/a.cu" -c -o "/cache/obj_files/a.cu.o"']
+    done = _core_cmds(jt_pch.CORE_MIN_FILES, flags='-include "/x/other.h" -O2')
+    for cmds in (small, clang, nvcc, done):
+        assert jt_pch.with_core_pch(cmds, str(tmp_path), "1.3.11", build=_fake_build(calls)) == cmds
+    assert calls == []
+    # two flag sets in one build: only the large group
+    mixed = _core_cmds(jt_pch.CORE_MIN_FILES) + [_object_cmd("x.cc", flags="-O2 -DOTHER")]
+    out = jt_pch.with_core_pch(mixed, str(tmp_path), "1.3.11", build=_fake_build(calls))
+    assert out[-1] == mixed[-1] and all("-include" in c for c in out[:-1]) and len(calls) == 1
+
+
+def test_a_core_header_that_does_not_build_leaves_the_commands_alone(tmp_path):
+    said = []
+
+    def fails(cc, flags, folder, key):
+        raise RuntimeError("cc1plus: out of memory")
+
+    cmds = _core_cmds(jt_pch.CORE_MIN_FILES)
+    assert jt_pch.with_core_pch(cmds, str(tmp_path), "1.3.11", build=fails, log=said.append) == cmds
+    assert len(said) == 1 and "without a precompiled header" in said[0] and "out of memory" in said[0]
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no g++")
+def test_the_core_header_is_compiled_with_the_objects_flags(tmp_path):
+    """A real header build: the .gch is made from the header text with the objects' flags, and an
+    object compiled with `-include` of it uses it (GCC's -H marks a used .gch with '!')."""
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    for name in ("common.h", "var.h", "op.h", "var_holder.h", "fused_op.h", "executor.h",
+                 "op_compiler.h"):
+        (inc / name).write_text("#pragma once\n#include <vector>\n")
+    (inc / "pyjt").mkdir()
+    (inc / "pyjt" / "py_converter.h").write_text("#pragma once\n")
+    (inc / "ops").mkdir()
+    (inc / "ops" / "op_register.h").write_text("#pragma once\n")
+    py = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['include'])"],
+                        capture_output=True, text=True).stdout.strip()
+    if not (Path(py) / "Python.h").exists():
+        pytest.skip("no Python.h")
+    flags = f'-std=c++14 -fPIC -I"{inc}" -I"{py}" -O2'
+    header = jt_pch.build_core_pch(shutil.which("g++"), flags, tmp_path / "pch", "k1")
+    assert header.read_text() == jt_pch.core_header_text("k1")
+    assert Path(str(header) + ".gch").stat().st_size > 0
+    src = tmp_path / "obj.cc"
+    src.write_text('#include "common.h"\nint f(int x) { std::vector<int> v(x); return v.size(); }\n')
+    cmd = jt_pch.with_core_pch([f'"{shutil.which("g++")}" "{src}" {flags} -c -o "{tmp_path / "obj.o"}"'] * jt_pch.CORE_MIN_FILES,
+                               str(tmp_path), "1.3.11",
+                               build=lambda cc, fl, folder, key: header)[0]
+    run = subprocess.run(cmd + " -H", shell=True, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.splitlines()[0] == f"! {header}.gch"
+    assert (tmp_path / "obj.o").stat().st_size > 0
+
+
+def test_build_jobs_at_most_one_per_core():
+    gib = 1024**3
+    assert jt_pch.compile_jobs(24 * gib, 2) == 2  # this machine: Jittor alone would run 8
+    assert jt_pch.compile_jobs(24 * gib, 64) == 8  # Jittor's memory rule still caps it
+    assert jt_pch.compile_jobs(200 * gib, 64) == 16
+    assert jt_pch.compile_jobs(2 * gib, 8) == 1
+    assert jt_pch.compile_jobs(None, 2) == 2 and jt_pch.compile_jobs(None, 16) == 4
+
+
+class _FakeJittorUtils:
+    """What patch_core_build touches of jittor_utils: run_cmds, its pool and its sizing."""
+
+    def __init__(self):
+        self.pool_size, self.p, self.ran = 0, None, []
+        self.run_cmds = self._run_cmds
+
+    def _run_cmds(self, cmds, cache_path, jittor_path, msg="run_cmds"):
+        self.ran.append((list(cmds), self.pool_size, msg))
+
+    @staticmethod
+    def get_jittor_version():
+        return "1.3.11"
+
+    @staticmethod
+    def get_total_mem():
+        return 24 * 1024**3
+
+    def Pool(self, n, initializer=None):
+        return SimpleNamespace(n=n, __enter__=lambda: None)
+
+    def pool_initializer(self):
+        pass
+
+    def pool_cleanup(self):
+        pass
+
+
+def test_the_patch_wraps_jittors_builds_once_and_sizes_the_pool(monkeypatch, tmp_path):
+    fake = _FakeJittorUtils()
+    monkeypatch.setitem(sys.modules, "jittor_utils", fake)
+    monkeypatch.setattr(jt_pch, "build_core_pch", lambda cc, flags, folder, key: folder / "h.h")
+    import atexit
+
+    monkeypatch.setattr(atexit, "register", lambda f: None)
+    assert jt_pch.patch_core_build(cores=2) and jt_pch.patch_core_build(cores=2)
+    fake.run_cmds(_core_cmds(jt_pch.CORE_MIN_FILES), str(tmp_path), "/j", "Compiling jittor_core")
+    cmds, pool, msg = fake.ran[0]
+    assert len(fake.ran) == 1 and pool == 2 and fake.p.n == 2 and msg == "Compiling jittor_core"
+    assert all(f'-include "{tmp_path / jt_pch.PCH_DIR / "h.h"}"' in c for c in cmds)
+
+
+def test_the_patch_is_off_on_request(monkeypatch):
+    fake = _FakeJittorUtils()
+    monkeypatch.setitem(sys.modules, "jittor_utils", fake)
+    monkeypatch.setenv("LANDSCAPE_CORE_PCH", "0")
+    assert not jt_pch.patch_core_build(cores=2)
+    assert fake.run_cmds == fake._run_cmds
+
+
+def test_setup_jittor_on_cpu_compiled_the_core_with_its_header():
+    """The project's Jittor core (compiled by `make setup` through setup_jittor) used the header."""
+    code = ("from pipeline.jt_env import setup_jittor; jt = setup_jittor('cpu');"
+            "import pathlib; keys = list((pathlib.Path(jt.flags.cache_path) / 'obj_files').glob('*.o.key'));"
+            "print(len(keys), sum('/landscape_pch/core_' in k.read_text().split(chr(10))[0] for k in keys))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    objects, with_header = map(int, out.stdout.split()[-2:])
+    assert with_header >= jt_pch.CORE_MIN_FILES and with_header > objects // 2, (objects, with_header)
+
+
+@pytest.mark.slow
+def test_a_core_compiled_with_the_header_computes_what_jittors_own_does():
+    """Two fresh Jittor homes: the core as Jittor builds it and as the project does; the small
+    graph's outputs are equal."""
+    from tools.core_pch_check import check
+
+    r = check()
+    assert r["outputs_equal"], r
+    assert r["with_header_shipped"] == 0 and r["with_header"] > r["objects_project"] // 2, r
