@@ -457,6 +457,36 @@ def test_the_patch_wraps_jittors_builds_once_and_sizes_the_pool(monkeypatch, tmp
     assert all(f'-include "{tmp_path / jt_pch.PCH_DIR / "h.h"}"' in c for c in cmds)
 
 
+def test_a_core_that_does_not_compile_with_the_header_is_built_without_it(monkeypatch, tmp_path):
+    """Jittor raises a failed compile from run_cmds: the build runs again as Jittor ships it,
+    and says why; a failure without the header is Jittor's own error."""
+    fake, said = _FakeJittorUtils(), []
+
+    def picky(cmds, cache_path, jittor_path, msg="run_cmds"):
+        fake.ran.append(list(cmds))
+        if any("-include" in c for c in cmds):
+            raise Exception("Compile failed: obj.cc: error: '_POSIX_C_SOURCE' redefined")
+        if any("broken" in c for c in cmds):
+            raise Exception("Compile failed: broken.cc: error: expected ';'")
+
+    fake.run_cmds = picky
+    monkeypatch.setitem(sys.modules, "jittor_utils", fake)
+    monkeypatch.setattr(jt_pch, "build_core_pch", lambda cc, flags, folder, key: folder / "h.h")
+    monkeypatch.setattr(jt_pch, "_start_pool", lambda ju, jobs: None)
+    assert jt_pch.patch_core_build(said.append, cores=2)
+    cmds = _core_cmds(jt_pch.CORE_MIN_FILES)
+    fake.run_cmds(cmds, str(tmp_path), "/j", "Compiling jittor_core")
+    assert len(fake.ran) == 2 and fake.ran[1] == cmds
+    assert len(said) == 1 and "without" in said[0] and "_POSIX_C_SOURCE" in said[0]
+    broken = [_object_cmd("broken.cc")] + cmds
+    with pytest.raises(Exception, match="expected ';'"):
+        fake.run_cmds(broken, str(tmp_path), "/j", "Compiling jittor_core")
+    # a build the header does not touch runs once
+    fake.ran.clear()
+    fake.run_cmds(cmds[:3], str(tmp_path), "/j", "Compiling gen_ops_mkl")
+    assert fake.ran == [cmds[:3]]
+
+
 def test_the_patch_is_off_on_request(monkeypatch):
     fake = _FakeJittorUtils()
     monkeypatch.setitem(sys.modules, "jittor_utils", fake)
