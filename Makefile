@@ -233,7 +233,7 @@ ceiling: $(DEMO_CEIL)/manifest.json $(DEMO_ORACLE)/manifest.json ## the demo's c
 
 # validation: every term beside its ceiling (ground truth; style oracle for the style term)
 $(DEMO_EVAL)/manifest.json: $(DEMO_GEN)/val/manifest.json $(DEMO_SCORER)/manifest.json $(DEMO_CEIL)/manifest.json $(DEMO_ORACLE)/manifest.json | $(FIDW)
-	$(LS) evaluate --generated $(DEMO_GEN)/val --data $(DEMO_DATA) --split val --out $(DEMO_EVAL) \
+	$(LAST_THREADS) $(LS) evaluate --generated $(DEMO_GEN)/val --data $(DEMO_DATA) --split val --out $(DEMO_EVAL) \
 	    --config $(DEMO_CONFIG) --set evaluate.segformer=$(DEMO_SCORER) \
 	    --ceiling $(DEMO_CEIL) --style-ceiling $(DEMO_ORACLE)
 
@@ -271,6 +271,9 @@ export OMP_NUM_THREADS ?= 1
 SIDE_QUIET := --quiet
 # the sample data is made while Jittor's core compiles, which training waits for
 SIDE_NICE := nice -n 10
+# the demo's last stage, scoring the validation images, runs when the rest is done: all cores
+# (its Inception pass 32 -> 18 s on 2 cores; FID equal to 1e-8 relative, A the same)
+LAST_THREADS := OMP_NUM_THREADS=$(SETUP_CORES)
 endif
 endif
 

@@ -105,6 +105,11 @@ def test_make_demo_wraps_every_stage_and_prints_the_split(root, tmp_path):
     data = [ln for ln in stage_lines if " sample-data " in ln or " preprocess " in ln]
     assert len(data) == 2 and all(ln.startswith("nice -n 10 ") for ln in data), data
     assert "-j3" in out.stdout
+    # one thread per process, but the last stage (the validation images' scores) gets the cores
+    last = [ln for ln in stage_lines if " evaluate " in ln and "--ceiling" in ln]
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    assert len(last) == 1 and last[0].startswith(f"OMP_NUM_THREADS={cores} "), last
+    assert not any(ln.startswith("OMP_NUM_THREADS") for ln in stage_lines if ln not in last)
     run_ids = {ln.split("--run-id ", 1)[1].split()[0] for ln in stage_lines}
     summary = [ln for ln in out.stdout.splitlines() if "pipeline.core.timing summary" in ln]
     assert len(run_ids) == 1 and len(summary) == 1 and run_ids.pop() in summary[0]
