@@ -275,8 +275,13 @@ CORE_INCLUDES = (
 # a build of at least this many files with one compiler and the same flags is the core (Jittor's
 # other builds, the oneDNN and MPI ops, are ~6 files with flags of their own: left as they are)
 CORE_MIN_FILES = 24
+# beside a core header that the core once failed to compile with (holds the error): not used again
+FAILED = ".failed"
 # Jittor's compile() writes each object's command as `"CC" "SRC" FLAGS -c -o "OBJ"`
 _OBJECT_CMD = re.compile(r'^"(?P<cc>[^"]+)" "(?P<src>[^"]+\.(?:cc|cpp))" (?P<flags>.*) -c -o "[^"]+"$')
+
+
+_INCLUDED = re.compile(r' -include "([^"]+/core_[0-9a-f]+\.h)"')
 
 
 def core_header_text(key: str) -> str:
@@ -309,6 +314,8 @@ def with_core_pch(cmds: list[str], cache_path: str, version: str, build=None,
         if len(members) < CORE_MIN_FILES:
             continue
         key = hashlib.sha256("\n".join([cc, flags, version, *CORE_INCLUDES]).encode()).hexdigest()[:16]
+        if (Path(cache_path) / PCH_DIR / f"core_{key}.h{FAILED}").exists():
+            continue  # this core did not compile with it once (patch_core_build): as shipped
         try:
             header = build(cc, flags, Path(cache_path) / PCH_DIR, key)
         except (OSError, RuntimeError) as exc:
@@ -379,10 +386,16 @@ def patch_core_build(log=None, cores: int | None = None) -> bool:
             return shipped(ours, cache_path, jittor_path, msg)
         except Exception as exc:  # noqa: BLE001 - Jittor raises its compile errors as Exception
             # a file that does not compile with the header (another Jittor, another compiler):
-            # the build as Jittor ships it, whose own error stands if that fails too
+            # the build as Jittor ships it, whose own error stands if that fails too; the header
+            # is marked, so later imports do not try it again
             if log is not None:
                 log(f"jittor: its core did not compile with the precompiled header; compiling it"
                     f" without (LANDSCAPE_CORE_PCH=0 skips the try): {str(exc)[-600:]}")
+            for header in {m.group(1) for c in ours for m in [_INCLUDED.search(c)] if m}:
+                try:
+                    atomic_write_text(Path(header + FAILED), f"{exc}\n")
+                except OSError:
+                    pass
             return shipped(cmds, cache_path, jittor_path, msg)
 
     run_cmds.landscape_core_pch = True

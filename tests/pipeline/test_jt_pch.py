@@ -471,16 +471,26 @@ def test_a_core_that_does_not_compile_with_the_header_is_built_without_it(monkey
 
     fake.run_cmds = picky
     monkeypatch.setitem(sys.modules, "jittor_utils", fake)
-    monkeypatch.setattr(jt_pch, "build_core_pch", lambda cc, flags, folder, key: folder / "h.h")
+    def build(cc, flags, folder, key):
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"core_{key}.h"
+
+    monkeypatch.setattr(jt_pch, "build_core_pch", build)
     monkeypatch.setattr(jt_pch, "_start_pool", lambda ju, jobs: None)
     assert jt_pch.patch_core_build(said.append, cores=2)
     cmds = _core_cmds(jt_pch.CORE_MIN_FILES)
     fake.run_cmds(cmds, str(tmp_path), "/j", "Compiling jittor_core")
     assert len(fake.ran) == 2 and fake.ran[1] == cmds
     assert len(said) == 1 and "without" in said[0] and "_POSIX_C_SOURCE" in said[0]
+    # marked: the next import builds as shipped at once, without trying the header again
+    marks = list((tmp_path / jt_pch.PCH_DIR).glob("core_*.h.failed"))
+    assert len(marks) == 1 and "_POSIX_C_SOURCE" in marks[0].read_text()
+    fake.ran.clear()
+    fake.run_cmds(cmds, str(tmp_path), "/j", "Compiling jittor_core")
+    assert fake.ran == [cmds] and len(said) == 1
     broken = [_object_cmd("broken.cc")] + cmds
     with pytest.raises(Exception, match="expected ';'"):
-        fake.run_cmds(broken, str(tmp_path), "/j", "Compiling jittor_core")
+        fake.run_cmds(broken, str(tmp_path / "other"), "/j", "Compiling jittor_core")
     # a build the header does not touch runs once
     fake.ran.clear()
     fake.run_cmds(cmds[:3], str(tmp_path), "/j", "Compiling gen_ops_mkl")
