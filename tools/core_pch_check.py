@@ -79,6 +79,9 @@ def same_text(a: Path, b: Path, tmp: Path) -> tuple[int, int]:
 
 
 def check(keep: str = "") -> dict:
+    if keep and Path(keep).exists() and not Path(keep).is_dir():
+        raise FileExistsError(f"--keep {keep}: not a folder; give a new or empty folder (the check"
+                              " writes shipped/, project/ and tmp/ into it)")
     if keep and Path(keep).exists() and any(Path(keep).iterdir()):
         raise FileExistsError(f"--keep {keep}: the folder is not empty; give a new or empty one"
                               " (the check writes shipped/, project/ and tmp/ into it)")

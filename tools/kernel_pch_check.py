@@ -125,6 +125,9 @@ def compare(a: Path, b: Path, tmp: Path) -> tuple[int, list[str]]:
 def check(setting: str, device: str = "cpu", keep: str = "") -> dict:
     """The three runs and the comparisons; the result as a dict (see the module doc). `keep`:
     leave the kernel folders there (without/, with___/, direct_/) instead of removing them."""
+    if keep and Path(keep).exists() and not Path(keep).is_dir():
+        raise FileExistsError(f"--keep {keep}: not a folder; give a new or empty folder (the check"
+                              " writes without/, with___/, direct_/ and tmp/ into it)")
     if keep and Path(keep).exists() and any(Path(keep).iterdir()):
         raise FileExistsError(f"--keep {keep}: the folder is not empty; give a new or empty one"
                               " (the check writes without/, with___/, direct_/ and tmp/ into it)")
