@@ -15,15 +15,18 @@ import numpy as np
 # ============================================================================ previous ops
 def apply_previous(names: list[str]) -> None:
     """Route pipeline/model/ops.py's 2x nearest upsampling ("upsample") back to jittor.nn's own
-    op (what the project used before), for the networks built after this call (this process
-    only): the third worker of `--jittor-previous`."""
+    op, or its fused instance norm + modulation + leaky ReLU ("fused") back to the composed
+    Jittor ops (what the project used before), for the networks built after this call (this
+    process only): the third worker of `--jittor-previous`."""
     from jittor import nn
 
     from pipeline.model import ops
 
-    unknown = set(names) - {"upsample"}
+    unknown = set(names) - {"upsample", "fused"}
     if unknown:
-        raise SystemExit(f"--jittor-previous {sorted(unknown)}: use upsample")
+        raise SystemExit(f"--jittor-previous {sorted(unknown)}: use upsample, fused")
+    if "fused" in names:
+        ops.FUSED_NORM = False
     if "upsample" in names:
         ops.upsample2x = lambda x: nn.interpolate(x, scale_factor=2, mode="nearest")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jittor as jt
 from jittor import nn
 
-from .normalization import SNConv2d
+from .normalization import InstanceNormAct, SNConv2d
 
 
 class PatchDiscriminator(nn.Module):
@@ -25,7 +25,7 @@ class PatchDiscriminator(nn.Module):
             stride = 1 if i == layers - 1 else 2
             self.stages.append(nn.Sequential(
                 SNConv2d(nf_prev, nf, 4, stride=stride, padding=2, bias=False, spectral=spectral),
-                nn.InstanceNorm2d(nf, affine=False), nn.LeakyReLU(0.2)))
+                InstanceNormAct(0.2)))
         self.stages.append(SNConv2d(nf, 1, 4, stride=1, padding=2, spectral=spectral))
 
     def execute(self, x):

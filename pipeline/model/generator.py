@@ -36,8 +36,8 @@ class SPADEResBlock(nn.Module):
 
     def execute(self, x, seg, z=None):
         xs = self.conv_s(self.norm_s(x, seg, z)) if self.learned_shortcut else x
-        dx = self.conv_0(nn.leaky_relu(self.norm_0(x, seg, z), 0.2))
-        dx = self.conv_1(nn.leaky_relu(self.norm_1(dx, seg, z), 0.2))
+        dx = self.conv_0(self.norm_0(x, seg, z, slope=0.2))
+        dx = self.conv_1(self.norm_1(dx, seg, z, slope=0.2))
         return xs + dx
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import jittor as jt
 from jittor import nn
 
+from . import ops
+
 BUFFER_SUFFIX = "_u"
 
 
@@ -89,12 +91,15 @@ class SPADE(nn.Module):
     x -> param-free norm(x) * (1 + gamma(seg)) + beta(seg), where gamma and beta are predicted
     per pixel by a small conv net from the one-hot label map resized (nearest) to x's size.
     style_dim > 0 (model.style_modulation): a linear map of the style code z adds a per-channel
-    scale and shift to gamma and beta.
+    scale and shift to gamma and beta. `slope` < 1 applies the leaky ReLU that follows the layer
+    in the residual blocks; with instance norm the whole chain is one fused kernel on CPU
+    (`ops.norm_act`).
     """
 
     def __init__(self, norm_nc: int, label_nc: int, hidden: int, norm: str = "instance",
                  style_dim: int = 0):
         self.norm = param_free_norm(norm, norm_nc)
+        self.instance = norm == "instance"
         self.shared = nn.Sequential(nn.Conv2d(label_nc, hidden, 3, padding=1), nn.ReLU())
         self.gamma = nn.Conv2d(hidden, norm_nc, 3, padding=1)
         self.beta = nn.Conv2d(hidden, norm_nc, 3, padding=1)
@@ -102,17 +107,33 @@ class SPADE(nn.Module):
         # the code re-enters here (AdaIN-like)
         self.style = nn.Linear(style_dim, 2 * norm_nc) if style_dim > 0 else None
 
-    def execute(self, x, seg, z=None):
-        normalized = self.norm(x)
+    def execute(self, x, seg, z=None, slope: float = 1.0):
         if seg.shape[2:] != x.shape[2:]:  # the generator passes it resized once per stage
             seg = nn.interpolate(seg, size=x.shape[2:], mode="nearest")
         actv = self.shared(seg)
         gamma, beta = self.gamma(actv), self.beta(actv)
+        shift = None
         if self.style is not None and z is not None:
-            gb = self.style(z).reshape(z.shape[0], -1, 1, 1)
-            c = gb.shape[1] // 2
-            gamma, beta = gamma + gb[:, :c], beta + gb[:, c:]
-        return normalized * (1 + gamma) + beta
+            shift = self.style(z).reshape(z.shape[0], 2, -1)  # (b, [gamma, beta], c)
+        if self.instance:
+            return ops.norm_act(x, gamma, beta, shift, slope, eps=self.norm.eps)
+        if shift is not None:
+            b, c = shift.shape[0], shift.shape[2]
+            gamma = gamma + shift[:, 0].reshape(b, c, 1, 1)
+            beta = beta + shift[:, 1].reshape(b, c, 1, 1)
+        out = self.norm(x) * (1 + gamma) + beta
+        return out if slope == 1.0 else nn.leaky_relu(out, slope)
+
+
+class InstanceNormAct(nn.Module):
+    """nn.InstanceNorm2d(affine=False) then nn.LeakyReLU(slope), as one fused kernel on CPU
+    (`ops.norm_act`); no parameters, so a state dict is that of the pair it replaces."""
+
+    def __init__(self, slope: float = 0.2, eps: float = 1e-5):
+        self.slope, self.eps = slope, eps
+
+    def execute(self, x):
+        return ops.norm_act(x, slope=self.slope, eps=self.eps)
 
 
 def xavier_init(module: nn.Module, gain: float, rng: np.random.Generator) -> None:

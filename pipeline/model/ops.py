@@ -37,3 +37,155 @@ def bmm(a, b):
     if jt.flags.use_cuda:
         return jt.matmul(a, b)
     return jt.stack([jt.matmul(a[i], b[i]) for i in range(a.shape[0])])
+
+
+# ------------------------------------------------------------------ fused instance norm + activation
+# The networks' most frequent element-wise chain: SPADE's `instance_norm(x) * (1 + gamma) +
+# beta` and the leaky ReLU after it (every SPADE layer but the shortcut's), and the
+# discriminator's instance norm + leaky ReLU. Composed from Jittor's ops it is ~8 kernels
+# forward and more backward (mean, E[x^2], the normalisation, the modulation, the ternary and
+# their gradients), each a pass over the activations; on CPU here it is one kernel each way,
+# a few passes over one (b, c) plane at a time while the plane is in cache, planes spread over
+# the OpenMP threads. CUDA keeps the composed ops (Jittor fuses them into its own kernels).
+# Set FUSED_NORM = False to compute the composed form everywhere (tools.step_bench
+# --jittor-previous fused; tests/pipeline/test_model_ops.py compares the two).
+FUSED_NORM = True
+
+_NORM_HEADER = """#include <cmath>
+#define SLOPE {slope!r}f
+#define EPS {eps!r}f
+#if {maps}
+#define GMAP(i) g[i]
+#define BMAP(i) be[i]
+#else
+#define GMAP(i) 0.f
+#define BMAP(i) 0.f
+#endif
+"""
+
+# inputs: x, shift (B, 2, C): per-plane gamma / beta offsets[, gamma, beta (B, C, H, W)]
+# outputs: y, stats (B * C, 2): the plane's mean and 1 / std, kept for the backward pass
+_NORM_FWD = """
+const int C = in0_shape1, P = in0_shape0 * in0_shape1;
+const int N = in0_shape2 * in0_shape3;
+#pragma omp parallel for schedule(static)
+for (int p = 0; p < P; p++) {
+    const size_t o = (size_t)p * N;
+    const float* x = in0_p + o;
+#if MAPS
+    const float* g = in2_p + o;
+    const float* be = in3_p + o;
+#endif
+    const int b = p / C, c = p % C;
+    const float gs = 1.f + in1_p[b * 2 * C + c], bs = in1_p[b * 2 * C + C + c];
+    float* y = out0_p + o;
+    double s = 0.;
+    for (int i = 0; i < N; i++) s += x[i];
+    const float m = (float)(s / N);
+    double v = 0.;
+    for (int i = 0; i < N; i++) { const float d = x[i] - m; v += (double)d * d; }
+    const float r = (float)(1. / std::sqrt(v / N + (double)EPS));
+    out1_p[2 * p] = m;
+    out1_p[2 * p + 1] = r;
+    for (int i = 0; i < N; i++) {
+        const float pre = (x[i] - m) * r * (gs + GMAP(i)) + (bs + BMAP(i));
+        y[i] = pre > 0.f ? pre : pre * SLOPE;
+    }
+}
+"""
+
+# inputs: x, shift, stats, dy[, gamma, beta]; outputs: dx, dshift[, dgamma, dbeta]
+_NORM_BWD = """
+const int C = in0_shape1, P = in0_shape0 * in0_shape1;
+const int N = in0_shape2 * in0_shape3;
+#pragma omp parallel for schedule(static)
+for (int p = 0; p < P; p++) {
+    const size_t o = (size_t)p * N;
+    const float* x = in0_p + o;
+    const float* dy = in3_p + o;
+#if MAPS
+    const float* g = in4_p + o;
+    const float* be = in5_p + o;
+    float* dg = out2_p + o;
+    float* db = out3_p + o;
+#endif
+    const int b = p / C, c = p % C;
+    const float gs = 1.f + in1_p[b * 2 * C + c], bs = in1_p[b * 2 * C + C + c];
+    const float m = in2_p[2 * p], r = in2_p[2 * p + 1];
+    float* dx = out0_p + o;
+    double s1 = 0., s2 = 0., sg = 0., sb = 0.;
+    for (int i = 0; i < N; i++) {
+        const float xh = (x[i] - m) * r, k = gs + GMAP(i);
+        const float pre = xh * k + (bs + BMAP(i));
+        const float d = pre > 0.f ? dy[i] : dy[i] * SLOPE;
+        const float dxh = d * k;
+        s1 += dxh;
+        s2 += (double)dxh * xh;
+        sg += (double)d * xh;
+        sb += d;
+#if MAPS
+        dg[i] = d * xh;
+        db[i] = d;
+#endif
+        dx[i] = dxh;
+    }
+    out1_p[b * 2 * C + c] = (float)sg;
+    out1_p[b * 2 * C + C + c] = (float)sb;
+    const float a1 = (float)(s1 / N), a2 = (float)(s2 / N);
+    for (int i = 0; i < N; i++) dx[i] = r * (dx[i] - a1 - (x[i] - m) * r * a2);
+}
+"""
+
+
+class _NormAct(jt.Function):
+    """act(instance_norm(x) * (1 + gamma + gs) + beta + bs) on (B, C, H, W) float32, CPU."""
+
+    def __init__(self, slope: float, eps: float, maps: bool):
+        self.maps = maps
+        self.header = _NORM_HEADER.format(slope=float(slope), eps=float(eps), maps=int(maps))
+        self.header += f"#define MAPS {int(maps)}\n"
+
+    def execute(self, x, shift, *maps):
+        b, c = x.shape[:2]
+        y, stats = jt.code([x.shape, (b * c, 2)], ["float32", "float32"], [x, shift, *maps],
+                           cpu_header=self.header, cpu_src=_NORM_FWD)
+        self.saved = (x, shift, stats, maps)
+        return y
+
+    def grad(self, dy):
+        x, shift, stats, maps = self.saved
+        shapes = [x.shape, shift.shape] + ([x.shape, x.shape] if self.maps else [])
+        return tuple(jt.code(shapes, ["float32"] * len(shapes), [x, shift, stats, dy, *maps],
+                             cpu_header=self.header, cpu_src=_NORM_BWD))
+
+
+def norm_act(x, gamma=None, beta=None, shift=None, slope: float = 1.0, eps: float = 1e-5):
+    """leaky_relu(instance_norm(x) * (1 + gamma + gs) + beta + bs, slope), x (B, C, H, W).
+
+    instance_norm is `nn.InstanceNorm2d(C, affine=False)` (biased variance, eps inside the
+    root); gamma, beta: per-pixel maps of x's shape, or None (0); shift: (B, 2, C), the
+    per-plane offsets [gs, bs] (SPADE's style code), or None (0); slope 1.0: no activation,
+    else `nn.leaky_relu(., slope)` (slope at 0 too). The same values and gradients as the
+    composed Jittor ops to float rounding (tests/pipeline/test_model_ops.py)."""
+    if (gamma is None) != (beta is None):
+        raise ValueError("norm_act: give gamma and beta together, or neither")
+    if not FUSED_NORM or jt.flags.use_cuda or x.dtype != "float32" or len(x.shape) != 4:
+        return _norm_act_composed(x, gamma, beta, shift, slope, eps)
+    b, c = x.shape[:2]
+    if shift is None:
+        shift = jt.zeros((b, 2, c), "float32")
+    maps = () if gamma is None else (gamma, beta)
+    return _NormAct(slope, eps, bool(maps))(x, shift, *maps)
+
+
+def _norm_act_composed(x, gamma, beta, shift, slope, eps):
+    y = jt.nn.InstanceNorm2d(x.shape[1], eps=eps, affine=False)(x)
+    if gamma is not None or shift is not None:
+        b, c = x.shape[:2]
+        g = 0.0 if gamma is None else gamma
+        be = 0.0 if beta is None else beta
+        if shift is not None:
+            g = g + shift[:, 0].reshape(b, c, 1, 1)
+            be = be + shift[:, 1].reshape(b, c, 1, 1)
+        y = y * (1 + g) + be
+    return y if slope == 1.0 else jt.nn.leaky_relu(y, slope)

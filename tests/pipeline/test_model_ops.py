@@ -1,10 +1,12 @@
-"""pipeline/model/ops.py's 2x nearest upsampling and batched matmul give the values and
-gradients of numpy's formulas and of the Jittor ops they replace, in the whole generator and its
-losses too; the networks' leaky ReLU (jittor.nn's) against numpy."""
+"""pipeline/model/ops.py's 2x nearest upsampling, batched matmul and fused instance norm +
+modulation + leaky ReLU give the values and gradients of numpy's formulas and of the Jittor ops
+they replace, in the whole generator, discriminator and losses too; the networks' leaky ReLU
+(jittor.nn's) against numpy."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pipeline.jt_env import setup_jittor
 
@@ -120,6 +122,122 @@ def test_generator_losses_and_gradients_equal_those_with_jittor_matmul(monkeypat
     worst = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
     scale = max(float(np.abs(b).max()) for b in theirs)
     assert worst <= 1e-5 * scale, (worst, scale)
+
+
+def _norm_act_numpy(x, gamma, beta, shift, slope, eps=1e-5):
+    """The fused op's definition in float64 numpy."""
+    x = x.astype(np.float64)
+    m = x.mean(axis=(2, 3), keepdims=True)
+    xh = (x - m) / np.sqrt(x.var(axis=(2, 3), keepdims=True) + eps)
+    b, c = x.shape[:2]
+    gs = shift[:, 0].reshape(b, c, 1, 1) if shift is not None else 0.0
+    bs = shift[:, 1].reshape(b, c, 1, 1) if shift is not None else 0.0
+    pre = xh * (1 + (0.0 if gamma is None else gamma) + gs) + (0.0 if beta is None else beta) + bs
+    return np.where(pre > 0, pre, slope * pre)
+
+
+CASES = [((2, 3, 5, 7), True, True, 0.2), ((2, 3, 5, 7), False, False, 0.2),
+         ((3, 4, 12, 16), True, False, 1.0), ((2, 5, 9, 4), False, True, 1.0)]
+
+
+def test_norm_act_matches_numpy_and_the_composed_jittor_ops():
+    """Fused vs numpy (values, float64) and vs the composed Jittor ops (values and the
+    gradients of every input), with and without per-pixel maps, the per-plane shift and the
+    leaky ReLU; a constant plane (zero variance) and pre-activations at exactly 0 included."""
+    rng = np.random.default_rng(6)
+    for shape, maps, shift, slope in CASES:
+        b, c = shape[:2]
+        x = (rng.normal(size=shape) * 2 + 0.5).astype(np.float32)
+        x[0, 0] = 0.75  # a constant plane: normalised to 0 exactly
+        g, be = (rng.normal(size=shape).astype(np.float32) for _ in range(2))
+        if maps:
+            be[0, 0, 0, :2] = 0.0  # with the zero plane and no shift: pre-activation 0, the kink
+        sh = rng.normal(size=(b, 2, c)).astype(np.float32)
+        w = rng.normal(size=shape).astype(np.float32)
+        args = (g if maps else None, be if maps else None, sh if shift else None)
+        ref = _norm_act_numpy(x, *args, slope)
+        results = []
+        for fused in (True, False):
+            ops.FUSED_NORM = fused
+            try:
+                xv, gv, bv, sv = map(jt.array, (x, g, be, sh))
+                y = ops.norm_act(xv, gv if maps else None, bv if maps else None, sv if shift else None,
+                                 slope)
+                params = [xv] + ([gv, bv] if maps else []) + ([sv] if shift else [])
+                grads = jt.grad((y * jt.array(w)).sum(), params)
+                results.append([y.numpy()] + [v.numpy() for v in grads])
+            finally:
+                ops.FUSED_NORM = True
+        fused_out, composed_out = results
+        np.testing.assert_allclose(fused_out[0], ref, rtol=1e-5, atol=2e-5)
+        if maps and not shift:  # the kink: slope's share of the gradient, as nn.leaky_relu's
+            np.testing.assert_array_equal(fused_out[0][0, 0, 0, :2], 0.0)
+        assert len(fused_out) == len(composed_out) == 2 + 2 * maps + shift
+        # the constant plane's x gradient: the composed ops' variance (E[x^2] - E[x]^2) is a
+        # rounding error there, not 0, and their 1/std with it; against float64 numpy instead
+        # (xh = 0: dx = (dxh - mean(dxh)) / sqrt(eps), dxh = w * (1 + gamma + gs), slope 1 or
+        # pre-activations of either sign)
+        k = 1 + (g[0, 0] if maps else 0.0) + (sh[0, 0, 0] if shift else 0.0)
+        act = np.where(ref[0, 0] > 0, 1.0, slope)  # the leaky ReLU's derivative (slope 1: none)
+        dxh = w[0, 0].astype(np.float64) * k * act
+        np.testing.assert_allclose(fused_out[1][0, 0], (dxh - dxh.mean()) / np.sqrt(1e-5), rtol=1e-4,
+                                   atol=1e-3)
+        composed_out[1][0, 0] = fused_out[1][0, 0]
+        for a, r in zip(fused_out, composed_out):
+            np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max()))
+
+
+def test_norm_act_rejects_half_maps_and_falls_back_off_cpu_shapes():
+    x = jt.array(np.random.default_rng(7).normal(size=(2, 3, 4, 5)).astype(np.float32))
+    with pytest.raises(ValueError, match="gamma and beta together"):
+        ops.norm_act(x, gamma=x)
+    x3 = jt.array(np.random.default_rng(8).normal(size=(2, 3, 20)).astype(np.float32))
+    y = ops.norm_act(x3, slope=0.2)  # not (B, C, H, W): the composed ops
+    ref = _norm_act_numpy(x3.numpy()[..., None], None, None, None, 0.2)[..., 0]
+    np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_generator_and_discriminator_with_fused_norm_equal_the_composed_ops():
+    """The whole generator's loss terms and gradients, and the discriminator's, with the fused
+    kernel and with the composed Jittor ops (instance-norm SPADE with the style code's
+    modulation, as the demo trains): the same up to float rounding."""
+    from pipeline.model.ganmodel import GANModel
+    from pipeline.train import batch_to_vars
+
+    from .model_testutil import tiny_config
+
+    cfg = tiny_config("model.hint_dropout=0.0", "model.noise=false", "model.hint_texture=0",
+                      "model.hint_texture_absent=0")
+    assert cfg.model.param_free_norm == "instance" and cfg.model.style_modulation
+    h, w = cfg.data.height, cfg.data.width
+    images, labels, edges = _arrays(9, h, w)
+
+    def run():
+        jt.set_global_seed(0, different_seed_for_mpi=False)
+        np.random.seed(0)
+        model = GANModel(cfg, h, w, log=lambda m: None)
+        batch = batch_to_vars(jt, {"images": images, "labels": labels, "edges": edges}, 29)
+        terms, _ = model.generator_step(batch)
+        g_grads = jt.grad(sum(terms.values()), model.generator.parameters())
+        feats = model.discriminator(jt.concat([batch["seg"], batch["image"]], dim=1))
+        d_out = sum((f ** 2).mean() for scale in feats for f in scale)
+        d_grads = jt.grad(d_out, model.discriminator.parameters())
+        return ({k: v.item() for k, v in terms.items()} | {"d": d_out.item()},
+                [g.numpy() for g in g_grads + d_grads])
+
+    ours_terms, ours = run()
+    ops.FUSED_NORM = False
+    try:
+        theirs_terms, theirs = run()
+    finally:
+        ops.FUSED_NORM = True
+    assert set(ours_terms) == set(theirs_terms) and len(ours_terms) > 3
+    for k in ours_terms:
+        assert abs(ours_terms[k] - theirs_terms[k]) <= 1e-4 * max(1.0, abs(theirs_terms[k])), k
+    assert len(ours) == len(theirs) > 10
+    worst = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
+    scale = max(float(np.abs(b).max()) for b in theirs)
+    assert worst <= 1e-4 * scale, (worst, scale)
 
 
 def _arrays(seed: int, h: int, w: int):
