@@ -51,7 +51,9 @@ def bmm(a, b):
 # --jittor-previous fused; tests/pipeline/test_model_ops.py compares the two).
 FUSED_NORM = True
 
+# Sums over a plane: float within blocks of BLOCK elements (vectorised), double across them.
 _NORM_HEADER = """#include <cmath>
+#define BLOCK 1024
 #define SLOPE {slope!r}f
 #define EPS {eps!r}f
 #if {maps}
@@ -79,11 +81,20 @@ for (int p = 0; p < P; p++) {
     const int b = p / C, c = p % C;
     const float gs = 1.f + in1_p[b * 2 * C + c], bs = in1_p[b * 2 * C + C + c];
     float* y = out0_p + o;
-    double s = 0.;
-    for (int i = 0; i < N; i++) s += x[i];
+    double s = 0., v = 0.;
+    for (int i0 = 0; i0 < N; i0 += BLOCK) {
+        const int i1 = i0 + BLOCK < N ? i0 + BLOCK : N;
+        float sb = 0.f;
+        for (int i = i0; i < i1; i++) sb += x[i];
+        s += sb;
+    }
     const float m = (float)(s / N);
-    double v = 0.;
-    for (int i = 0; i < N; i++) { const float d = x[i] - m; v += (double)d * d; }
+    for (int i0 = 0; i0 < N; i0 += BLOCK) {
+        const int i1 = i0 + BLOCK < N ? i0 + BLOCK : N;
+        float vb = 0.f;
+        for (int i = i0; i < i1; i++) { const float d = x[i] - m; vb += d * d; }
+        v += vb;
+    }
     const float r = (float)(1. / std::sqrt(v / N + (double)EPS));
     out1_p[2 * p] = m;
     out1_p[2 * p + 1] = r;
@@ -114,20 +125,25 @@ for (int p = 0; p < P; p++) {
     const float m = in2_p[2 * p], r = in2_p[2 * p + 1];
     float* dx = out0_p + o;
     double s1 = 0., s2 = 0., sg = 0., sb = 0.;
-    for (int i = 0; i < N; i++) {
-        const float xh = (x[i] - m) * r, k = gs + GMAP(i);
-        const float pre = xh * k + (bs + BMAP(i));
-        const float d = pre > 0.f ? dy[i] : dy[i] * SLOPE;
-        const float dxh = d * k;
-        s1 += dxh;
-        s2 += (double)dxh * xh;
-        sg += (double)d * xh;
-        sb += d;
+    for (int i0 = 0; i0 < N; i0 += BLOCK) {
+        const int i1 = i0 + BLOCK < N ? i0 + BLOCK : N;
+        float t1 = 0.f, t2 = 0.f, tg = 0.f, tb = 0.f;
+        for (int i = i0; i < i1; i++) {
+            const float xh = (x[i] - m) * r, k = gs + GMAP(i);
+            const float pre = xh * k + (bs + BMAP(i));
+            const float d = pre > 0.f ? dy[i] : dy[i] * SLOPE;
+            const float dxh = d * k;
+            t1 += dxh;
+            t2 += dxh * xh;
+            tg += d * xh;
+            tb += d;
 #if MAPS
-        dg[i] = d * xh;
-        db[i] = d;
+            dg[i] = d * xh;
+            db[i] = d;
 #endif
-        dx[i] = dxh;
+            dx[i] = dxh;
+        }
+        s1 += t1; s2 += t2; sg += tg; sb += tb;
     }
     out1_p[b * 2 * C + c] = (float)sg;
     out1_p[b * 2 * C + C + c] = (float)sb;
