@@ -5,6 +5,8 @@
   alone, 113 -> 39 ms at 256x192, docs/benchmarks.md#where-jittor-loses); same values and
   gradients (tests/pipeline/test_model_ops.py).
 - `bmm(a, b)`: batched matrix product as one 2-D matmul per image on CPU (see its doc).
+- `norm_act(x, gamma, beta, shift, slope)`: instance norm, SPADE's modulation and the leaky
+  ReLU as one CPU kernel each way (6-10x the composed ops per call; see below).
 - Not here: leaky ReLU as `jt.maximum(x, x * scale)`. It is 2.7x cheaper alone and gives the
   same values, but in the generator's backward pass it gave other gradients than
   `nn.leaky_relu` (max |diff| 0.24 on one weight's gradient, same forward), and it broke the
@@ -12,8 +14,9 @@
   tests/pipeline/test_model_ops.py checks the whole generator's gradients against jittor.nn's
   ops, which is how such a difference shows.
 
-`tools.step_bench --jittor-previous upsample` routes `upsample2x` back to jittor.nn's op in a
-third worker, to measure what it saves in the whole step.
+`tools.step_bench --jittor-previous upsample,fused` routes `upsample2x` back to jittor.nn's op,
+and `norm_act` to the composed ops, in a third worker, to measure what each saves in the whole
+step.
 """
 
 from __future__ import annotations
@@ -65,9 +68,9 @@ _NORM_HEADER = """#include <cmath>
 #endif
 """
 
-# inputs: x, shift (B, 2, C): per-plane gamma / beta offsets[, gamma, beta (B, C, H, W)]
-# outputs: y, stats (B * C, 2): the plane's mean and 1 / std, kept for the backward pass
-_NORM_FWD = """
+# Both kernels: one (b, c) plane per iteration, its x, maps (MAP_G, MAP_B: the kernel's input
+# pointers) and shift (input 1) at hand; the loop's body and closing brace follow.
+_PLANE = """
 const int C = in0_shape1, P = in0_shape0 * in0_shape1;
 const int N = in0_shape2 * in0_shape3;
 #pragma omp parallel for schedule(static)
@@ -75,11 +78,16 @@ for (int p = 0; p < P; p++) {
     const size_t o = (size_t)p * N;
     const float* x = in0_p + o;
 #if MAPS
-    const float* g = in2_p + o;
-    const float* be = in3_p + o;
+    const float* g = MAP_G + o;
+    const float* be = MAP_B + o;
 #endif
     const int b = p / C, c = p % C;
     const float gs = 1.f + in1_p[b * 2 * C + c], bs = in1_p[b * 2 * C + C + c];
+"""
+
+# inputs: x, shift (B, 2, C): per-plane gamma / beta offsets[, gamma, beta (B, C, H, W)]
+# outputs: y, stats (B * C, 2): the plane's mean and 1 / std, kept for the backward pass
+_NORM_FWD = "#define MAP_G in2_p\n#define MAP_B in3_p\n" + _PLANE + """
     float* y = out0_p + o;
     double s = 0., v = 0.;
     for (int i0 = 0; i0 < N; i0 += BLOCK) {
@@ -106,22 +114,12 @@ for (int p = 0; p < P; p++) {
 """
 
 # inputs: x, shift, stats, dy[, gamma, beta]; outputs: dx, dshift[, dgamma, dbeta]
-_NORM_BWD = """
-const int C = in0_shape1, P = in0_shape0 * in0_shape1;
-const int N = in0_shape2 * in0_shape3;
-#pragma omp parallel for schedule(static)
-for (int p = 0; p < P; p++) {
-    const size_t o = (size_t)p * N;
-    const float* x = in0_p + o;
+_NORM_BWD = "#define MAP_G in4_p\n#define MAP_B in5_p\n" + _PLANE + """
     const float* dy = in3_p + o;
 #if MAPS
-    const float* g = in4_p + o;
-    const float* be = in5_p + o;
     float* dg = out2_p + o;
     float* db = out3_p + o;
 #endif
-    const int b = p / C, c = p % C;
-    const float gs = 1.f + in1_p[b * 2 * C + c], bs = in1_p[b * 2 * C + C + c];
     const float m = in2_p[2 * p], r = in2_p[2 * p + 1];
     float* dx = out0_p + o;
     double s1 = 0., s2 = 0., sg = 0., sb = 0.;

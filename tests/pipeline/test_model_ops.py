@@ -91,37 +91,17 @@ def test_generator_losses_and_gradients_equal_those_with_jittor_matmul(monkeypat
     preserving module, class palette, hints, class colour loss) and with Jittor's batched
     matmul: the same up to float rounding."""
     from pipeline.model import hints, style
-    from pipeline.model.ganmodel import GANModel
-    from pipeline.train import batch_to_vars
 
     from .model_testutil import tiny_config
 
     cfg = tiny_config("model.hint_dropout=0.0", "model.hint_texture=0",
                       "model.hint_texture_absent=0", "model.noise=false")
-    h, w = cfg.data.height, cfg.data.width
-    images, labels, edges = _arrays(5, h, w)
-
-    def run():
-        jt.set_global_seed(0, different_seed_for_mpi=False)
-        np.random.seed(0)
-        model = GANModel(cfg, h, w, log=lambda m: None)
-        batch = batch_to_vars(jt, {"images": images, "labels": labels, "edges": edges}, 29)
-        terms, _ = model.generator_step(batch)
-        params = model.generator.parameters()
-        grads = jt.grad(sum(terms.values()), params)
-        return {k: v.item() for k, v in terms.items()}, [g.numpy() for g in grads]
-
-    ours_terms, ours = run()
+    ours_terms, ours = _model_run(cfg, 5)
     for module in (ops, hints, style):
         monkeypatch.setattr(module, "bmm", jt.matmul)
-    theirs_terms, theirs = run()
-    assert {"g_class_colour", "g_gan"} <= set(ours_terms) and set(ours_terms) == set(theirs_terms)
-    for k in ours_terms:
-        assert abs(ours_terms[k] - theirs_terms[k]) <= 1e-5 * max(1.0, abs(theirs_terms[k])), k
-    assert len(ours) == len(theirs) > 10
-    worst = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
-    scale = max(float(np.abs(b).max()) for b in theirs)
-    assert worst <= 1e-5 * scale, (worst, scale)
+    theirs_terms, theirs = _model_run(cfg, 5)
+    assert {"g_class_colour", "g_gan"} <= set(ours_terms)
+    _assert_same(ours_terms, ours, theirs_terms, theirs, 1e-5)
 
 
 def _norm_act_numpy(x, gamma, beta, shift, slope, eps=1e-5):
@@ -140,7 +120,7 @@ CASES = [((2, 3, 5, 7), True, True, 0.2), ((2, 3, 5, 7), False, False, 0.2),
          ((3, 4, 12, 16), True, False, 1.0), ((2, 5, 9, 4), False, True, 1.0)]
 
 
-def test_norm_act_matches_numpy_and_the_composed_jittor_ops():
+def test_norm_act_matches_numpy_and_the_composed_jittor_ops(monkeypatch):
     """Fused vs numpy (values, float64) and vs the composed Jittor ops (values and the
     gradients of every input), with and without per-pixel maps, the per-plane shift and the
     leaky ReLU; a constant plane (zero variance) and pre-activations at exactly 0 included."""
@@ -158,16 +138,13 @@ def test_norm_act_matches_numpy_and_the_composed_jittor_ops():
         ref = _norm_act_numpy(x, *args, slope)
         results = []
         for fused in (True, False):
-            ops.FUSED_NORM = fused
-            try:
-                xv, gv, bv, sv = map(jt.array, (x, g, be, sh))
-                y = ops.norm_act(xv, gv if maps else None, bv if maps else None, sv if shift else None,
-                                 slope)
-                params = [xv] + ([gv, bv] if maps else []) + ([sv] if shift else [])
-                grads = jt.grad((y * jt.array(w)).sum(), params)
-                results.append([y.numpy()] + [v.numpy() for v in grads])
-            finally:
-                ops.FUSED_NORM = True
+            monkeypatch.setattr(ops, "FUSED_NORM", fused)
+            xv, gv, bv, sv = map(jt.array, (x, g, be, sh))
+            y = ops.norm_act(xv, gv if maps else None, bv if maps else None, sv if shift else None,
+                             slope)
+            params = [xv] + ([gv, bv] if maps else []) + ([sv] if shift else [])
+            grads = jt.grad((y * jt.array(w)).sum(), params)
+            results.append([y.numpy()] + [v.numpy() for v in grads])
         fused_out, composed_out = results
         np.testing.assert_allclose(fused_out[0], ref, rtol=1e-5, atol=2e-5)
         if maps and not shift:  # the kink: slope's share of the gradient, as nn.leaky_relu's
@@ -197,47 +174,54 @@ def test_norm_act_rejects_half_maps_and_falls_back_off_cpu_shapes():
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
 
 
-def test_generator_and_discriminator_with_fused_norm_equal_the_composed_ops():
+def test_generator_and_discriminator_with_fused_norm_equal_the_composed_ops(monkeypatch):
     """The whole generator's loss terms and gradients, and the discriminator's, with the fused
     kernel and with the composed Jittor ops (instance-norm SPADE with the style code's
     modulation, as the demo trains): the same up to float rounding."""
-    from pipeline.model.ganmodel import GANModel
-    from pipeline.train import batch_to_vars
-
     from .model_testutil import tiny_config
 
     cfg = tiny_config("model.hint_dropout=0.0", "model.noise=false", "model.hint_texture=0",
                       "model.hint_texture_absent=0")
     assert cfg.model.param_free_norm == "instance" and cfg.model.style_modulation
+    ours_terms, ours = _model_run(cfg, 9, discriminator=True)
+    monkeypatch.setattr(ops, "FUSED_NORM", False)
+    theirs_terms, theirs = _model_run(cfg, 9, discriminator=True)
+    assert "d" in ours_terms and len(ours_terms) > 3
+    _assert_same(ours_terms, ours, theirs_terms, theirs, 1e-4)
+
+
+def _model_run(cfg, seed: int, discriminator: bool = False):
+    """A fresh seeded model's generator loss terms and generator gradients on a fixed batch;
+    with `discriminator`, also a discriminator output ("d") and its gradients."""
+    from pipeline.model.ganmodel import GANModel
+    from pipeline.train import batch_to_vars
+
     h, w = cfg.data.height, cfg.data.width
-    images, labels, edges = _arrays(9, h, w)
-
-    def run():
-        jt.set_global_seed(0, different_seed_for_mpi=False)
-        np.random.seed(0)
-        model = GANModel(cfg, h, w, log=lambda m: None)
-        batch = batch_to_vars(jt, {"images": images, "labels": labels, "edges": edges}, 29)
-        terms, _ = model.generator_step(batch)
-        g_grads = jt.grad(sum(terms.values()), model.generator.parameters())
+    images, labels, edges = _arrays(seed, h, w)
+    jt.set_global_seed(0, different_seed_for_mpi=False)
+    np.random.seed(0)
+    model = GANModel(cfg, h, w, log=lambda m: None)
+    batch = batch_to_vars(jt, {"images": images, "labels": labels, "edges": edges}, 29)
+    terms, _ = model.generator_step(batch)
+    terms = dict(terms)
+    grads = jt.grad(sum(terms.values()), model.generator.parameters())
+    if discriminator:
         feats = model.discriminator(jt.concat([batch["seg"], batch["image"]], dim=1))
-        d_out = sum((f ** 2).mean() for scale in feats for f in scale)
-        d_grads = jt.grad(d_out, model.discriminator.parameters())
-        return ({k: v.item() for k, v in terms.items()} | {"d": d_out.item()},
-                [g.numpy() for g in g_grads + d_grads])
+        terms["d"] = sum((f ** 2).mean() for scale in feats for f in scale)
+        grads = grads + jt.grad(terms["d"], model.discriminator.parameters())
+    return {k: v.item() for k, v in terms.items()}, [g.numpy() for g in grads]
 
-    ours_terms, ours = run()
-    ops.FUSED_NORM = False
-    try:
-        theirs_terms, theirs = run()
-    finally:
-        ops.FUSED_NORM = True
-    assert set(ours_terms) == set(theirs_terms) and len(ours_terms) > 3
+
+def _assert_same(ours_terms, ours, theirs_terms, theirs, tol: float):
+    """Loss terms equal to `tol` (relative, or absolute below 1); gradients equal to `tol` of
+    the largest gradient value."""
+    assert set(ours_terms) == set(theirs_terms)
     for k in ours_terms:
-        assert abs(ours_terms[k] - theirs_terms[k]) <= 1e-4 * max(1.0, abs(theirs_terms[k])), k
+        assert abs(ours_terms[k] - theirs_terms[k]) <= tol * max(1.0, abs(theirs_terms[k])), k
     assert len(ours) == len(theirs) > 10
     worst = max(float(np.abs(a - b).max()) for a, b in zip(ours, theirs))
     scale = max(float(np.abs(b).max()) for b in theirs)
-    assert worst <= 1e-4 * scale, (worst, scale)
+    assert worst <= tol * scale, (worst, scale)
 
 
 def _arrays(seed: int, h: int, w: int):
