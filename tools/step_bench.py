@@ -1,7 +1,7 @@
 """Jittor vs PyTorch on the same GAN training step, timed interleaved on this machine.
 
     python -m tools.step_bench [--which demo,half] [--threads 1,2] [--steps N] [--json FILE]
-                               [--profile N] [--parts N] [--jittor-previous upsample,fused]
+                               [--profile N] [--parts N] [--jittor-previous upsample,fused,conv]
                                [--no-check]
 
 The Jittor side is the project's own Trainer (pipeline/train, pipeline/model) built as
@@ -307,7 +307,7 @@ def main(argv=None) -> None:
     parser.add_argument("--parts", type=int, default=0,
                         help="also time the step's parts alone (tools/step_bench_parts.py), N calls each")
     parser.add_argument("--jittor-previous", default="",
-                        help="comma list (upsample, fused): also time, in the same lockstep, a Jittor"
+                        help="comma list (upsample, fused, conv): also time, in the same lockstep, a Jittor"
                              " worker with jittor.nn's own (composed) ops in place of pipeline/model/ops.py's")
     parser.add_argument("--no-check", action="store_true", help="skip the mirror's output comparison")
     parser.add_argument("--json", default="", help="also write the rows to this file")

@@ -15,16 +15,19 @@ import numpy as np
 # ============================================================================ previous ops
 def apply_previous(names: list[str]) -> None:
     """Route pipeline/model/ops.py's 2x nearest upsampling ("upsample") back to jittor.nn's own
-    op, or its fused instance norm + modulation + leaky ReLU ("fused") back to the composed
-    Jittor ops (what the project used before), for the networks built after this call (this
-    process only): the third worker of `--jittor-previous`."""
+    op, its fused instance norm + modulation + leaky ReLU ("fused") back to the composed
+    Jittor ops, or its convolution forward pass ("conv") back to Jittor's `mkl_conv` (what
+    the project used before), for the networks built after this call (this process only):
+    the third worker of `--jittor-previous`."""
     from jittor import nn
 
     from pipeline.model import ops
 
-    unknown = set(names) - {"upsample", "fused"}
+    unknown = set(names) - {"upsample", "fused", "conv"}
     if unknown:
-        raise SystemExit(f"--jittor-previous {sorted(unknown)}: use upsample, fused")
+        raise SystemExit(f"--jittor-previous {sorted(unknown)}: use upsample, fused, conv")
+    if "conv" in names:
+        ops.TRAINING_CONV = False
     if "fused" in names:
         ops.FUSED_NORM = False
     if "upsample" in names:

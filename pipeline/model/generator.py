@@ -11,7 +11,7 @@ import jittor as jt
 from jittor import nn
 
 from . import ops
-from .normalization import SPADE, conv2d
+from .normalization import SPADE, Conv2d, conv2d
 
 
 def stage_widths(ngf: int, num_up: int, max_mult: int) -> list[int]:
@@ -45,8 +45,8 @@ class EdgeBlock(nn.Module):
     """One scale of the edge branch: (upsampled edge features, labels) -> edge features."""
 
     def __init__(self, cin: int, cout: int, label_nc: int):
-        self.conv_0 = nn.Conv2d(cin + label_nc, cout, 3, padding=1)
-        self.conv_1 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.conv_0 = Conv2d(cin + label_nc, cout, 3, padding=1)
+        self.conv_1 = Conv2d(cout, cout, 3, padding=1)
 
     def execute(self, e, seg):
         if seg.shape[2:] != e.shape[2:]:
@@ -64,9 +64,9 @@ class SemanticPreservingModule(nn.Module):
     """
 
     def __init__(self, feat_nc: int, label_nc: int):
-        self.fuse = nn.Conv2d(feat_nc + 3 + 1 + label_nc, feat_nc, 3, padding=1)
+        self.fuse = Conv2d(feat_nc + 3 + 1 + label_nc, feat_nc, 3, padding=1)
         self.gate = nn.Linear(feat_nc, feat_nc)
-        self.out = nn.Conv2d(feat_nc, 3, 3, padding=1)
+        self.out = Conv2d(feat_nc, 3, 3, padding=1)
 
     def execute(self, feat, image, edge, seg, skip=0.0):
         f = nn.leaky_relu(self.fuse(jt.concat([feat, image, edge, seg], dim=1)), 0.2)
@@ -148,14 +148,14 @@ class Generator(nn.Module):
         if mc.use_vae:
             self.fc = nn.Linear(mc.z_dim, widths[0] * self.sh * self.sw)
         else:
-            self.fc = nn.Conv2d(label_nc, widths[0], 3, padding=1)
+            self.fc = Conv2d(label_nc, widths[0], 3, padding=1)
         self.modulate = mc.use_vae and mc.style_modulation
         block = lambda fin, fout: SPADEResBlock(  # noqa: E731
             fin, fout, cond_nc, mc.spade_hidden, mc.param_free_norm, mc.spectral_norm_g,
             mc.z_dim if self.modulate else 0)
         self.blocks = nn.ModuleList([block(widths[0], widths[0])] + [
             block(widths[i - 1], widths[i]) for i in range(1, mc.num_up + 1)])
-        self.conv_img = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        self.conv_img = Conv2d(widths[-1], 3, 3, padding=1)
         # StyleGAN's noise inputs: per-pixel noise after every stage, a learnt scale per channel
         self.noise = (nn.ParameterList([jt.zeros((1, w, 1, 1), "float32") for w in widths])
                       if mc.noise else None)
@@ -166,13 +166,13 @@ class Generator(nn.Module):
         self.semantic = self.ecgan and mc.semantic_module
         if self.ecgan:
             ew = mc.edge_nc
-            self.edge_in = nn.Conv2d(label_nc, ew, 3, padding=1)
+            self.edge_in = Conv2d(label_nc, ew, 3, padding=1)
             self.edge_blocks = nn.ModuleList(
                 [EdgeBlock(ew, ew, label_nc) for _ in range(mc.num_up + 1)]
             )
-            self.conv_edge = nn.Conv2d(ew, 1, 3, padding=1)
+            self.conv_edge = Conv2d(ew, 1, 3, padding=1)
             if self.edge_attention:
-                self.attention = nn.ModuleList([nn.Conv2d(ew, w, 1) for w in widths])
+                self.attention = nn.ModuleList([Conv2d(ew, w, 1) for w in widths])
             if self.semantic:
                 self.spm = SemanticPreservingModule(widths[-1], label_nc)
 

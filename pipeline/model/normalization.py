@@ -64,7 +64,16 @@ class SNConv2d(nn.Module):
 
     def execute(self, x):
         w = self.weight / self._sigma() if self.spectral else self.weight
-        return nn.conv2d(x, w, self.bias, stride=self.stride, padding=self.padding)
+        return ops.conv2d(x, w, self.bias, stride=self.stride, padding=self.padding)
+
+
+class Conv2d(nn.Conv2d):
+    """jittor.nn.Conv2d (its init, parameters and names) whose forward pass is `ops.conv2d`."""
+
+    def execute(self, x):
+        if self.groups != 1 or self.dilation != (1, 1):
+            return super().execute(x)
+        return ops.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
 
 
 def conv2d(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, bias: bool = True,
@@ -73,7 +82,7 @@ def conv2d(cin: int, cout: int, k: int, stride: int = 1, padding: int = 0, bias:
     parameter names: a network with spectral norm off is the one it always was)."""
     if spectral:
         return SNConv2d(cin, cout, k, stride=stride, padding=padding, bias=bias, spectral=True)
-    return nn.Conv2d(cin, cout, k, stride=stride, padding=padding, bias=bias)
+    return Conv2d(cin, cout, k, stride=stride, padding=padding, bias=bias)
 
 
 def param_free_norm(kind: str, channels: int) -> nn.Module:
@@ -100,9 +109,9 @@ class SPADE(nn.Module):
                  style_dim: int = 0):
         self.norm = param_free_norm(norm, norm_nc)
         self.instance = norm == "instance"
-        self.shared = nn.Sequential(nn.Conv2d(label_nc, hidden, 3, padding=1), nn.ReLU())
-        self.gamma = nn.Conv2d(hidden, norm_nc, 3, padding=1)
-        self.beta = nn.Conv2d(hidden, norm_nc, 3, padding=1)
+        self.shared = nn.Sequential(Conv2d(label_nc, hidden, 3, padding=1), nn.ReLU())
+        self.gamma = Conv2d(hidden, norm_nc, 3, padding=1)
+        self.beta = Conv2d(hidden, norm_nc, 3, padding=1)
         # the param-free norm removes any per-channel offset the code put into the features, so
         # the code re-enters here (AdaIN-like)
         self.style = nn.Linear(style_dim, 2 * norm_nc) if style_dim > 0 else None

@@ -21,7 +21,13 @@ step.
 
 from __future__ import annotations
 
+import glob
+import os
+import sys
+from pathlib import Path
+
 import jittor as jt
+import jittor_utils
 
 
 def upsample2x(x):
@@ -203,3 +209,76 @@ def _norm_act_composed(x, gamma, beta, shift, slope, eps):
             be = be + shift[:, 1].reshape(b, c, 1, 1)
         y = y * (1 + g) + be
     return y if slope == 1.0 else jt.nn.leaky_relu(y, slope)
+
+
+# ------------------------------------------------------------------ convolution forward
+# Jittor's CPU convolution (`mkl_conv`) asks oneDNN 2.2 for its inference propagation kind,
+# which on AVX-512 picks the `brgconv` kernels in NHWC: every call converts its input and its
+# result between NCHW and NHWC. The training kind picks `jit:avx512_common` in the blocked
+# layout the backward ops use (docs/benchmarks.md). `conv2d` runs the forward pass as the
+# project's own op (csrc/landscape_conv_op.cc, compiled once per Jittor cache against the
+# oneDNN Jittor ships) and the backward passes as Jittor's own `mkl_conv_backward_x/_w`. CUDA,
+# other dtypes, groups and dilation keep `nn.conv2d`; TRAINING_CONV = False keeps it everywhere
+# (tools.step_bench --jittor-previous conv).
+TRAINING_CONV = True
+_CONV_MODULE = []
+
+
+def _conv_ops():
+    """The compiled custom op module (compiled at the first call of a process, then cached by
+    Jittor in its custom_ops folder), or None when it does not compile here (then
+    `nn.conv2d`, with one message)."""
+    if not _CONV_MODULE:
+        try:
+            _CONV_MODULE.append(_compile_conv_ops())
+        except Exception as exc:  # a compiler or oneDNN that differs from Jittor's own build
+            print(f"pipeline/model/ops.py: the convolution op did not compile ({exc}); using"
+                  " Jittor's nn.conv2d", file=sys.stderr, flush=True)
+            _CONV_MODULE.append(None)
+    return _CONV_MODULE[0]
+
+
+def _compile_conv_ops():
+    """Compile csrc/landscape_conv_op.* against the oneDNN Jittor uses (its mkl_include_path /
+    mkl_lib_path, else the one it unpacked into its home, as Jittor itself looks it up)."""
+    inc = os.environ.get("mkl_include_path")
+    lib = os.environ.get("mkl_lib_path")
+    if not (inc and lib):
+        homes = sorted(glob.glob(os.path.join(jittor_utils.home(), ".cache", "jittor", "mkl", "dnnl*")))
+        homes = [h for h in homes if os.path.isdir(os.path.join(h, "include"))]
+        if not homes:
+            raise RuntimeError("Jittor's oneDNN (mkl) folder was not found")
+        inc, lib = os.path.join(homes[0], "include"), os.path.join(homes[0], "lib")
+    src = Path(__file__).resolve().parent / "csrc"
+    return jt.compile_custom_ops([str(src / "landscape_conv_op.h"), str(src / "landscape_conv_op.cc")],
+                                 extra_flags=f' -I"{inc}" -L"{lib}" -lmkldnn ')
+
+
+class _Conv(jt.Function):
+    def __init__(self, stride: tuple, padding: tuple):
+        self.stride, self.padding = stride, padding
+
+    def execute(self, x, w):
+        self.saved = (x, w)
+        return _conv_ops().landscape_conv(x, w, *self.stride, *self.padding)
+
+    def grad(self, dy):
+        x, w = self.saved
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        mkl = jt.compile_extern.mkl_ops
+        return (mkl.mkl_conv_backward_x(w, dy, x.shape[2], x.shape[3], sh, sw, ph, pw, 1, 1, 1),
+                mkl.mkl_conv_backward_w(x, dy, w.shape[2], w.shape[3], sh, sw, ph, pw, 1, 1, 1))
+
+
+def _pair(v) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """= nn.conv2d(x, weight, bias, stride, padding) for (B, C, H, W) float32 (values and
+    gradients to float rounding, tests/pipeline/test_model_ops.py)."""
+    if (not TRAINING_CONV or jt.flags.use_cuda or x.dtype != "float32" or weight.dtype != "float32"
+            or len(x.shape) != 4 or jt.compile_extern.mkl_ops is None or _conv_ops() is None):
+        return jt.nn.conv2d(x, weight, bias, stride=stride, padding=padding)
+    y = _Conv(_pair(stride), _pair(padding))(x, weight)
+    return y if bias is None else y + bias.reshape(1, -1, 1, 1)

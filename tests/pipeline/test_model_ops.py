@@ -1,7 +1,7 @@
-"""pipeline/model/ops.py's 2x nearest upsampling, batched matmul and fused instance norm +
-modulation + leaky ReLU give the values and gradients of numpy's formulas and of the Jittor ops
-they replace, in the whole generator, discriminator and losses too; the networks' leaky ReLU
-(jittor.nn's) against numpy."""
+"""pipeline/model/ops.py's 2x nearest upsampling, batched matmul, fused instance norm +
+modulation + leaky ReLU and convolution forward op give the values and gradients of numpy's
+formulas and of the Jittor ops they replace, in the whole generator, discriminator and losses
+too; the networks' leaky ReLU (jittor.nn's) against numpy."""
 
 from __future__ import annotations
 
@@ -174,10 +174,59 @@ def test_norm_act_rejects_half_maps_and_falls_back_off_cpu_shapes():
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
 
 
+def test_conv2d_matches_jittor_conv_values_and_gradients(monkeypatch):
+    """ops.conv2d (the project's forward op, Jittor's backward ops) against nn.conv2d, at the
+    shapes the networks use: 3x3 same padding, the discriminator's 4x4 stride 2 padding 2 and
+    stride 1, the 1x1 shortcut, with and without bias, an odd size; and against numpy."""
+    rng = np.random.default_rng(10)
+    for n, c, o, h, w, k, stride, pad, bias in [(2, 5, 7, 9, 11, 3, 1, 1, True),
+                                                 (2, 6, 8, 13, 10, 4, 2, 2, False),
+                                                 (1, 6, 4, 7, 9, 4, 1, 2, True),
+                                                 (3, 4, 3, 8, 8, 1, 1, 0, False)]:
+        x = rng.normal(size=(n, c, h, w)).astype(np.float32)
+        wt = rng.normal(size=(o, c, k, k)).astype(np.float32)
+        b = rng.normal(size=(o,)).astype(np.float32) if bias else None
+        results = []
+        for ours in (True, False):
+            monkeypatch.setattr(ops, "TRAINING_CONV", ours)
+            xv, wv = jt.array(x), jt.array(wt)
+            bv = jt.array(b) if bias else None
+            y = ops.conv2d(xv, wv, bv, stride=stride, padding=pad)
+            g = jt.array(np.random.default_rng(11).normal(size=y.shape).astype(np.float32))
+            grads = jt.grad((y * g).sum(), [xv, wv] + ([bv] if bias else []))
+            results.append([y.numpy()] + [v.numpy() for v in grads])
+        for a, r in zip(*results):
+            np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max()))
+        # numpy: the output at every position, as a sum over the padded input's window
+        xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        oh, ow = results[0][0].shape[2:]
+        ref = np.zeros((n, o, oh, ow))
+        for i in range(oh):
+            for j in range(ow):
+                win = xp[:, :, i * stride:i * stride + k, j * stride:j * stride + k]
+                ref[:, :, i, j] = np.einsum("nchw,ochw->no", win, wt)
+        ref += 0.0 if b is None else b.reshape(1, -1, 1, 1)
+        np.testing.assert_allclose(results[0][0], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_conv2d_falls_back_to_jittor_when_its_op_does_not_compile(monkeypatch, capsys):
+    def broken():
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(ops, "_compile_conv_ops", broken)
+    monkeypatch.setattr(ops, "_CONV_MODULE", [])
+    x = jt.array(np.random.default_rng(12).normal(size=(1, 2, 5, 5)).astype(np.float32))
+    w = jt.array(np.random.default_rng(13).normal(size=(3, 2, 3, 3)).astype(np.float32))
+    np.testing.assert_array_equal(ops.conv2d(x, w, padding=1).numpy(), jt.nn.conv2d(x, w, padding=1).numpy())
+    assert "did not compile (no compiler here); using Jittor's nn.conv2d" in capsys.readouterr().err
+    assert ops._CONV_MODULE == [None]
+
+
 def test_generator_and_discriminator_with_fused_norm_equal_the_composed_ops(monkeypatch):
     """The whole generator's loss terms and gradients, and the discriminator's, with the fused
-    kernel and with the composed Jittor ops (instance-norm SPADE with the style code's
-    modulation, as the demo trains): the same up to float rounding."""
+    kernel and the project's convolution and with the composed Jittor ops and nn.conv2d
+    (instance-norm SPADE with the style code's modulation, as the demo trains): the same up to
+    float rounding."""
     from .model_testutil import tiny_config
 
     cfg = tiny_config("model.hint_dropout=0.0", "model.noise=false", "model.hint_texture=0",
@@ -185,6 +234,7 @@ def test_generator_and_discriminator_with_fused_norm_equal_the_composed_ops(monk
     assert cfg.model.param_free_norm == "instance" and cfg.model.style_modulation
     ours_terms, ours = _model_run(cfg, 9, discriminator=True)
     monkeypatch.setattr(ops, "FUSED_NORM", False)
+    monkeypatch.setattr(ops, "TRAINING_CONV", False)
     theirs_terms, theirs = _model_run(cfg, 9, discriminator=True)
     assert "d" in ours_terms and len(ours_terms) > 3
     _assert_same(ours_terms, ours, theirs_terms, theirs, 1e-4)
