@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from .kernel_pch_check import refuse_keep
+
 TAG = "CORE-PCH-CHECK "
 
 
@@ -79,12 +81,7 @@ def same_text(a: Path, b: Path, tmp: Path) -> tuple[int, int]:
 
 
 def check(keep: str = "") -> dict:
-    if keep and Path(keep).exists() and not Path(keep).is_dir():
-        raise FileExistsError(f"--keep {keep}: not a folder; give a new or empty folder (the check"
-                              " writes shipped/, project/ and tmp/ into it)")
-    if keep and Path(keep).exists() and any(Path(keep).iterdir()):
-        raise FileExistsError(f"--keep {keep}: the folder is not empty; give a new or empty one"
-                              " (the check writes shipped/, project/ and tmp/ into it)")
+    refuse_keep(keep, "shipped/, project/ and tmp/")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="landscape-core-pch-"))
     try:
         shipped = run_child(root / "shipped", pch=False)

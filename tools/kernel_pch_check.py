@@ -122,15 +122,21 @@ def compare(a: Path, b: Path, tmp: Path) -> tuple[int, list[str]]:
     return len(common), differ
 
 
+def refuse_keep(keep: str, writes: str) -> None:
+    """`--keep` must name a new or empty folder (the check writes `writes` into it): a file or
+    a folder holding anything is refused, untouched (FileExistsError)."""
+    if keep and Path(keep).exists() and not Path(keep).is_dir():
+        raise FileExistsError(f"--keep {keep}: not a folder; give a new or empty folder (the check"
+                              f" writes {writes} into it)")
+    if keep and Path(keep).exists() and any(Path(keep).iterdir()):
+        raise FileExistsError(f"--keep {keep}: the folder is not empty; give a new or empty one"
+                              f" (the check writes {writes} into it)")
+
+
 def check(setting: str, device: str = "cpu", keep: str = "") -> dict:
     """The three runs and the comparisons; the result as a dict (see the module doc). `keep`:
     leave the kernel folders there (without/, with___/, direct_/) instead of removing them."""
-    if keep and Path(keep).exists() and not Path(keep).is_dir():
-        raise FileExistsError(f"--keep {keep}: not a folder; give a new or empty folder (the check"
-                              " writes without/, with___/, direct_/ and tmp/ into it)")
-    if keep and Path(keep).exists() and any(Path(keep).iterdir()):
-        raise FileExistsError(f"--keep {keep}: the folder is not empty; give a new or empty one"
-                              " (the check writes without/, with___/, direct_/ and tmp/ into it)")
+    refuse_keep(keep, "without/, with___/, direct_/ and tmp/")
     root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="landscape-pch-check-"))
     try:
         # folder names of one length: Jittor's log macros (utils/log.h) point into __FILE__

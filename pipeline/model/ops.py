@@ -67,7 +67,8 @@ _NORM_HEADER = """#include <cmath>
 #define BLOCK 1024
 #define SLOPE {slope!r}f
 #define EPS {eps!r}f
-#if {maps}
+#define MAPS {maps}
+#if MAPS
 #define GMAP(i) g[i]
 #define BMAP(i) be[i]
 #else
@@ -165,7 +166,6 @@ class _NormAct(jt.Function):
     def __init__(self, slope: float, eps: float, maps: bool):
         self.maps = maps
         self.header = _NORM_HEADER.format(slope=float(slope), eps=float(eps), maps=int(maps))
-        self.header += f"#define MAPS {int(maps)}\n"
 
     def execute(self, x, shift, *maps):
         b, c = x.shape[:2]
