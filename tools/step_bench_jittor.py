@@ -16,16 +16,19 @@ import numpy as np
 def apply_previous(names: list[str]) -> None:
     """Route pipeline/model/ops.py's 2x nearest upsampling ("upsample") back to jittor.nn's own
     op, its fused instance norm + modulation + leaky ReLU ("fused") back to the composed
-    Jittor ops, or its convolution forward pass ("conv") back to Jittor's `mkl_conv` (what
-    the project used before), for the networks built after this call (this process only):
-    the third worker of `--jittor-previous`."""
+    Jittor ops, its convolutions' Winograd algorithm ("winograd") back to the direct one, or
+    its convolution op ("conv") back to Jittor's `mkl_conv` and its backward ops (what the
+    project used before), for the networks built after this call (this process only): the
+    third worker of `--jittor-previous`."""
     from jittor import nn
 
     from pipeline.model import ops
 
-    unknown = set(names) - {"upsample", "fused", "conv"}
+    unknown = set(names) - {"upsample", "fused", "conv", "winograd"}
     if unknown:
-        raise SystemExit(f"--jittor-previous {sorted(unknown)}: use upsample, fused, conv")
+        raise SystemExit(f"--jittor-previous {sorted(unknown)}: use upsample, fused, conv, winograd")
+    if "winograd" in names:
+        ops.WINOGRAD = False
     if "conv" in names:
         ops.TRAINING_CONV = False
     if "fused" in names:

@@ -213,16 +213,21 @@ def _norm_act_composed(x, gamma, beta, shift, slope, eps):
     return y if slope == 1.0 else jt.nn.leaky_relu(y, slope)
 
 
-# ------------------------------------------------------------------ convolution forward
+# ------------------------------------------------------------------ convolution
 # Jittor's CPU convolution (`mkl_conv`) asks oneDNN 2.2 for its inference propagation kind,
 # which on AVX-512 picks the `brgconv` kernels in NHWC: every call converts its input and its
 # result between NCHW and NHWC. The training kind picks `jit:avx512_common` in the blocked
-# layout the backward ops use (docs/benchmarks.md). `conv2d` runs the forward pass as the
-# project's own op (csrc/landscape_conv_op.cc, compiled once per Jittor cache against the
-# oneDNN Jittor ships) and the backward passes as Jittor's own `mkl_conv_backward_x/_w`. CUDA,
-# other dtypes, groups and dilation keep `nn.conv2d`; TRAINING_CONV = False keeps it everywhere
-# (tools.step_bench --jittor-previous conv).
+# layout the backward passes use (docs/benchmarks.md). `conv2d` runs all three passes (forward,
+# input gradient, weight gradient) as the project's own op (csrc/landscape_conv_op.cc, compiled
+# once per Jittor cache against the oneDNN Jittor ships). Its 3x3 stride-1 layers use oneDNN's
+# Winograd algorithm, F(4x4, 3x3), where it measured faster than the direct one
+# (`winograd_passes`; its rounding error is checked in tests/pipeline/test_model_ops.py), the
+# direct algorithm elsewhere and where oneDNN has no Winograd kernel for the CPU (it needs
+# AVX-512). CUDA, other dtypes, groups and dilation keep `nn.conv2d`; TRAINING_CONV = False
+# keeps it everywhere (tools.step_bench --jittor-previous conv), WINOGRAD = False keeps the
+# direct algorithm (--jittor-previous winograd).
 TRAINING_CONV = True
+WINOGRAD = True
 _CONV_MODULE = []
 
 
@@ -256,20 +261,35 @@ def _compile_conv_ops():
                                  extra_flags=f' -I"{inc}" -L"{lib}" -lmkldnn ')
 
 
+def winograd_passes(x_shape, w_shape, stride, padding) -> tuple:
+    """(forward, input gradient, weight gradient): whether each pass of this convolution uses
+    the Winograd algorithm. Measured per layer of the demo and 256x192 networks, 1 and 2
+    threads (docs/benchmarks.md): Winograd wins on 3x3 stride-1 layers with at least 16 input
+    channels and 24x32 output pixels per image (1.3-2.2x), loses below (its 6x6 tiles and
+    transforms cost more than the saved multiplies); its weight gradient also loses, up to 3x,
+    where the channels are many for the pixels (256 -> 256 at 24x32, 512 -> 512)."""
+    if not WINOGRAD or tuple(w_shape[2:]) != (3, 3) or tuple(stride) != (1, 1):
+        return (False, False, False)
+    pixels = (x_shape[2] + 2 * padding[0] - 2) * (x_shape[3] + 2 * padding[1] - 2)
+    if w_shape[1] < 16 or pixels < 24 * 32:
+        return (False, False, False)
+    return (True, True, w_shape[0] * w_shape[1] <= 64 * pixels)
+
+
 class _Conv(jt.Function):
     def __init__(self, stride: tuple, padding: tuple):
-        self.stride, self.padding = stride, padding
+        self.args = (*stride, *padding)
 
     def execute(self, x, w):
         self.saved = (x, w)
-        return _conv_ops().landscape_conv(x, w, *self.stride, *self.padding)
+        self.wino = winograd_passes(x.shape, w.shape, self.args[:2], self.args[2:])
+        return _conv_ops().landscape_conv(x, w, 0, 0, 0, *self.args, int(self.wino[0]))
 
     def grad(self, dy):
         x, w = self.saved
-        (sh, sw), (ph, pw) = self.stride, self.padding
-        mkl = jt.compile_extern.mkl_ops
-        return (mkl.mkl_conv_backward_x(w, dy, x.shape[2], x.shape[3], sh, sw, ph, pw, 1, 1, 1),
-                mkl.mkl_conv_backward_w(x, dy, w.shape[2], w.shape[3], sh, sw, ph, pw, 1, 1, 1))
+        op = _conv_ops().landscape_conv
+        return (op(w, dy, 1, x.shape[2], x.shape[3], *self.args, int(self.wino[1])),
+                op(x, dy, 2, w.shape[2], w.shape[3], *self.args, int(self.wino[2])))
 
 
 def _pair(v) -> tuple:

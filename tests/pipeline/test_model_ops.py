@@ -5,6 +5,8 @@ too; the networks' leaky ReLU (jittor.nn's) against numpy."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -174,17 +176,39 @@ def test_norm_act_rejects_half_maps_and_falls_back_off_cpu_shapes():
     np.testing.assert_allclose(y.numpy(), ref, rtol=1e-4, atol=1e-4)
 
 
-def test_conv2d_matches_jittor_conv_values_and_gradients(monkeypatch):
-    """ops.conv2d (the project's forward op, Jittor's backward ops) against nn.conv2d, at the
-    shapes the networks use: 3x3 same padding, the discriminator's 4x4 stride 2 padding 2 and
-    stride 1, the 1x1 shortcut, with and without bias, an odd size; and against numpy."""
+def _conv_numpy(x, wt, b, stride: int, pad: int, g):
+    """float64 numpy: the convolution's output, and the gradients of sum(output * g) with
+    respect to the input and the weights, each a sum over the padded input's windows."""
+    x, wt, g = (v.astype(np.float64) for v in (x, wt, g))
+    k = wt.shape[2]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    oh, ow = g.shape[2:]
+    y = np.zeros(g.shape)
+    dxp, dw = np.zeros(xp.shape), np.zeros(wt.shape)
+    for i in range(k):
+        for j in range(k):
+            win = xp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride]
+            y += np.einsum("nchw,oc->nohw", win, wt[:, :, i, j])
+            dw[:, :, i, j] = np.einsum("nchw,nohw->oc", win, g)
+            dxp[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += np.einsum("nohw,oc->nchw", g, wt[:, :, i, j])
+    y += 0.0 if b is None else b.reshape(1, -1, 1, 1)
+    return y, dxp[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]], dw
+
+
+def test_conv2d_matches_numpy_and_jittor_conv_values_and_gradients(monkeypatch):
+    """ops.conv2d (the project's op, all three passes) against float64 numpy and nn.conv2d, at
+    the shapes the networks use: 3x3 same padding (small: the direct algorithm; 24x32 with 16
+    and 40 channels: Winograd, the weight gradient's too or not), the discriminator's 4x4
+    stride 2 padding 2 and stride 1, the 1x1 shortcut, with and without bias, odd sizes."""
     rng = np.random.default_rng(10)
     for n, c, o, h, w, k, stride, pad, bias in [(2, 5, 7, 9, 11, 3, 1, 1, True),
+                                                 (2, 16, 8, 24, 32, 3, 1, 1, True),
+                                                 (1, 40, 1300, 24, 32, 3, 1, 1, False),
                                                  (2, 6, 8, 13, 10, 4, 2, 2, False),
                                                  (1, 6, 4, 7, 9, 4, 1, 2, True),
                                                  (3, 4, 3, 8, 8, 1, 1, 0, False)]:
         x = rng.normal(size=(n, c, h, w)).astype(np.float32)
-        wt = rng.normal(size=(o, c, k, k)).astype(np.float32)
+        wt = (rng.normal(size=(o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
         b = rng.normal(size=(o,)).astype(np.float32) if bias else None
         results = []
         for ours in (True, False):
@@ -192,21 +216,37 @@ def test_conv2d_matches_jittor_conv_values_and_gradients(monkeypatch):
             xv, wv = jt.array(x), jt.array(wt)
             bv = jt.array(b) if bias else None
             y = ops.conv2d(xv, wv, bv, stride=stride, padding=pad)
-            g = jt.array(np.random.default_rng(11).normal(size=y.shape).astype(np.float32))
-            grads = jt.grad((y * g).sum(), [xv, wv] + ([bv] if bias else []))
+            g = np.random.default_rng(11).normal(size=y.shape).astype(np.float32)
+            grads = jt.grad((y * jt.array(g)).sum(), [xv, wv] + ([bv] if bias else []))
             results.append([y.numpy()] + [v.numpy() for v in grads])
         for a, r in zip(*results):
             np.testing.assert_allclose(a, r, rtol=1e-4, atol=1e-4 * float(np.abs(r).max()))
-        # numpy: the output at every position, as a sum over the padded input's window
-        xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-        oh, ow = results[0][0].shape[2:]
-        ref = np.zeros((n, o, oh, ow))
-        for i in range(oh):
-            for j in range(ow):
-                win = xp[:, :, i * stride:i * stride + k, j * stride:j * stride + k]
-                ref[:, :, i, j] = np.einsum("nchw,ochw->no", win, wt)
-        ref += 0.0 if b is None else b.reshape(1, -1, 1, 1)
-        np.testing.assert_allclose(results[0][0], ref, rtol=1e-4, atol=1e-4)
+        for a, r in zip(results[0], _conv_numpy(x, wt, b, stride, pad, g)):
+            np.testing.assert_allclose(a, r, rtol=1e-4, atol=2e-5 * float(np.abs(r).max()))
+
+
+def test_winograd_is_used_where_it_measured_faster_and_falls_back_to_direct():
+    """winograd_passes: the measured rule (docs/benchmarks.md); the op gives the direct
+    algorithm's result, bit for bit, where oneDNN has no Winograd kernel (a 4x4 stride-2
+    conv), and on an AVX-512 CPU a Winograd result that differs from the direct one by
+    rounding only."""
+    assert ops.winograd_passes((4, 16, 24, 32), (64, 16, 3, 3), (1, 1), (1, 1)) == (True, True, True)
+    assert ops.winograd_passes((1, 256, 24, 32), (256, 256, 3, 3), (1, 1), (1, 1)) == (True, True, False)
+    assert ops.winograd_passes((4, 8, 96, 128), (8, 8, 3, 3), (1, 1), (1, 1)) == (False,) * 3
+    assert ops.winograd_passes((4, 64, 12, 16), (64, 64, 3, 3), (1, 1), (1, 1)) == (False,) * 3
+    assert ops.winograd_passes((4, 64, 96, 128), (64, 64, 4, 4), (2, 2), (1, 1)) == (False,) * 3
+    op = ops._conv_ops().landscape_conv
+    rng = np.random.default_rng(14)
+    x = jt.array(rng.normal(size=(2, 16, 24, 32)).astype(np.float32))
+    w4 = jt.array(rng.normal(size=(8, 16, 4, 4)).astype(np.float32))
+    np.testing.assert_array_equal(op(x, w4, 0, 0, 0, 2, 2, 2, 2, 1).numpy(),
+                                  op(x, w4, 0, 0, 0, 2, 2, 2, 2, 0).numpy())
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if " avx512f" in flags:
+        w3 = jt.array(rng.normal(size=(8, 16, 3, 3)).astype(np.float32))
+        wino, direct = op(x, w3, 0, 0, 0, 1, 1, 1, 1, 1).numpy(), op(x, w3, 0, 0, 0, 1, 1, 1, 1, 0).numpy()
+        assert not np.array_equal(wino, direct)
+        np.testing.assert_allclose(wino, direct, rtol=1e-4, atol=1e-5 * float(np.abs(direct).max()))
 
 
 def test_conv2d_falls_back_to_jittor_when_its_op_does_not_compile(monkeypatch, capsys):
