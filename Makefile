@@ -290,7 +290,7 @@ bench: $(STAMP) | $(FIDW) ## speed goals, each a ratio against a reference timed
 	$(PY) -m pipeline.bench
 	$(PY) -m evaluation.bench --config $(DEMO_CONFIG)
 	$(PY) -m evaluation.bench_fullsize
-	$(PY) -m tools.step_bench --json $(A)/bench/step_bench.json
+	$(PY) -m tools.step_bench --jittor-previous winograd --json $(A)/bench/step_bench.json
 
 clean-demo: ## remove the demo's artifacts
 	rm -rf $(DEMO_RAW) $(DEMO_DATA) $(DEMO_RUN) $(DEMO_SCORER) $(DEMO_GEN) $(A)/generated/style-oracle $(A)/eval/ground-truth $(A)/eval/demo $(A)/submission/demo*

@@ -307,8 +307,9 @@ def main(argv=None) -> None:
     parser.add_argument("--parts", type=int, default=0,
                         help="also time the step's parts alone (tools/step_bench_parts.py), N calls each")
     parser.add_argument("--jittor-previous", default="",
-                        help="comma list (upsample, fused, conv): also time, in the same lockstep, a Jittor"
-                             " worker with jittor.nn's own (composed) ops in place of pipeline/model/ops.py's")
+                        help="comma list (upsample, fused, conv, winograd): also time, in the same lockstep,"
+                             " a Jittor worker with jittor.nn's own (composed) ops in place of"
+                             " pipeline/model/ops.py's, or (winograd) its direct convolution algorithm")
     parser.add_argument("--no-check", action="store_true", help="skip the mirror's output comparison")
     parser.add_argument("--json", default="", help="also write the rows to this file")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
@@ -324,8 +325,12 @@ def main(argv=None) -> None:
     print(f"jittor vs pytorch, same GAN step interleaved; load average {os.getloadavg()[0]:.2f}"
           f" on {os.cpu_count()} cores", flush=True)
     if args.jittor_previous:
-        print(f"a third worker runs Jittor with jittor.nn's own ops in place of pipeline/model/ops.py's:"
+        print(f"a third worker runs Jittor with what pipeline/model/ops.py replaced (jittor.nn's ops, the direct"
+              f" conv algorithm):"
               f" {args.jittor_previous}", flush=True)
+    print("conv %peak: the direct algorithm's conv FLOPs per second over the machine's measured conv rate;"
+          " Jittor's 3x3 layers use Winograd (pipeline/model/ops.py), fewer multiplies, so its share"
+          " can pass 100%", flush=True)
     print(HEADER, flush=True)
     rows = []
     for name in names:

@@ -13,7 +13,7 @@ HEADER = (f"{'setting':>8} {'size':>8} {'batch':>5} {'thr':>3} | {'jittor s':>8}
 def table_line(r: dict) -> str:
     steady = f"{'yes' if r['steady'] else 'NO'} ({r['warmup_rounds']} rounds)"
     if "previous_ratio" in r:
-        steady += (f"; jittor with jittor.nn's ops {r['jittor_previous_s']:.3f} s, J/T {r['previous_ratio']:.2f};"
+        steady += (f"; jittor with the previous ops {r['jittor_previous_s']:.3f} s, J/T {r['previous_ratio']:.2f};"
                    f" pipeline/model/ops.py's are {r['previous_speedup']:.2f}x faster")
     return (f"{r['setting']:>8} {r['size']:>8} {r['batch']:>5} {r['threads']:>3} | {r['jittor_s']:>8.3f}"
             f" {r['torch_s']:>8.3f} {r['ratio']:>5.2f} | {r['conv_gflop_step']:>6.2f}"

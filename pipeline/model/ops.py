@@ -7,8 +7,9 @@
 - `bmm(a, b)`: batched matrix product as one 2-D matmul per image on CPU (see its doc).
 - `norm_act(x, gamma, beta, shift, slope)`: instance norm, SPADE's modulation and the leaky
   ReLU as one CPU kernel each way (6-10x the composed ops per call; see below).
-- `conv2d(x, w, b, stride, padding)`: the convolution's forward pass as the project's own op
-  (oneDNN's training kernels instead of Jittor's inference ones; see below).
+- `conv2d(x, w, b, stride, padding)`: the convolution's three passes as the project's own op
+  (oneDNN's training kernels instead of Jittor's inference ones, Winograd on the 3x3 layers
+  where it measured faster; see below).
 - Not here: leaky ReLU as `jt.maximum(x, x * scale)`. It is 2.7x cheaper alone and gives the
   same values, but in the generator's backward pass it gave other gradients than
   `nn.leaky_relu` (max |diff| 0.24 on one weight's gradient, same forward), and it broke the
@@ -16,9 +17,9 @@
   tests/pipeline/test_model_ops.py checks the whole generator's gradients against jittor.nn's
   ops, which is how such a difference shows.
 
-`tools.step_bench --jittor-previous upsample,fused,conv` routes `upsample2x` back to jittor.nn's
-op, `norm_act` to the composed ops and `conv2d` to `nn.conv2d`, in a third worker, to measure
-what each saves in the whole step.
+`tools.step_bench --jittor-previous upsample,fused,conv,winograd` routes `upsample2x` back to
+jittor.nn's op, `norm_act` to the composed ops, `conv2d` to `nn.conv2d` or to its direct
+algorithm, in a third worker, to measure what each saves in the whole step.
 """
 
 from __future__ import annotations
