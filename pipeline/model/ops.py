@@ -264,8 +264,8 @@ def _compile_conv_ops():
 
 def winograd_passes(x_shape, w_shape, stride, padding) -> tuple:
     """(forward, input gradient, weight gradient): whether each pass of this convolution uses
-    the Winograd algorithm. Measured per layer of the demo and 256x192 networks, 1 and 2
-    threads (docs/benchmarks.md): Winograd wins on 3x3 stride-1 layers with at least 16 input
+    the Winograd algorithm. Measured per layer of the demo and 256x192 networks, 1 thread, and
+    checked on the whole step at 1 and 2 threads (docs/benchmarks.md): Winograd wins on 3x3 stride-1 layers with at least 16 input
     channels and 24x32 output pixels per image (1.3-2.2x), loses below (its 6x6 tiles and
     transforms cost more than the saved multiplies); its weight gradient also loses, up to 3x,
     where the channels are many for the pixels (256 -> 256 at 24x32, 512 -> 512)."""
