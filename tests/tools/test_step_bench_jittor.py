@@ -31,3 +31,11 @@ def test_profile_rows_are_named_by_their_ops():
     name = ("«opkey0:broadcast_to«Tx:float32«DIM=7«opkey1:binary«Tx:float32«OP:multiply"
             "«opkey2:reduce«Tx:float32«OP:add«DIM=7«JIT:1")
     assert op_kind(name) == "broadcast_to+binary(multiply)+reduce(add)"
+
+
+def test_apply_previous_winograd_keeps_the_direct_algorithm(monkeypatch):
+    monkeypatch.setattr(ops, "WINOGRAD", ops.WINOGRAD)  # restored after the test
+    layer = ((1, 64, 48, 64), (64, 64, 3, 3), (1, 1), (1, 1))
+    assert ops.winograd_passes(*layer) == (True, True, True)
+    apply_previous(["winograd"])
+    assert ops.winograd_passes(*layer) == (False, False, False)
