@@ -264,11 +264,13 @@ def _compile_conv_ops():
 
 def winograd_passes(x_shape, w_shape, stride, padding) -> tuple:
     """(forward, input gradient, weight gradient): whether each pass of this convolution uses
-    the Winograd algorithm. Measured per layer of the demo and 256x192 networks, 1 thread, and
-    checked on the whole step at 1 and 2 threads (docs/benchmarks.md): Winograd wins on 3x3 stride-1 layers with at least 16 input
-    channels and 24x32 output pixels per image (1.3-2.2x), loses below (its 6x6 tiles and
-    transforms cost more than the saved multiplies); its weight gradient also loses, up to 3x,
-    where the channels are many for the pixels (256 -> 256 at 24x32, 512 -> 512)."""
+    the Winograd algorithm. Measured per layer of the demo and 256x192 networks at 1 and 2
+    threads (`python -m tools.conv_layers`, docs/benchmarks.md): Winograd wins on 3x3 stride-1
+    layers with at least 16 input channels and 24x32 output pixels per image (1.3-2.3x), loses
+    below (its 6x6 tiles and transforms cost more than the saved multiplies); its weight
+    gradient also loses, up to 5x, where the channels are many for the pixels (512 -> 256 at
+    24x32, 512 -> 512 at 12x16). Over a step's 3x3 layers the rule is within 3% of the best
+    choice per pass."""
     if not WINOGRAD or tuple(w_shape[2:]) != (3, 3) or tuple(stride) != (1, 1):
         return (False, False, False)
     pixels = (x_shape[2] + 2 * padding[0] - 2) * (x_shape[3] + 2 * padding[1] - 2)
