@@ -1,8 +1,7 @@
 """pipeline/model/ops.py's 2x nearest upsampling, batched matmul, fused instance norm +
-modulation + leaky ReLU and convolution op (all three passes,
-direct and Winograd) give the values and gradients of numpy's
-formulas and of the Jittor ops they replace, in the whole generator, discriminator and losses
-too; the networks' leaky ReLU (jittor.nn's) against numpy."""
+modulation + leaky ReLU and convolution op (all three passes, direct and Winograd) give the
+values and gradients of numpy's formulas and of the Jittor ops they replace, in the whole
+generator, discriminator and losses too; the networks' leaky ReLU (jittor.nn's) against numpy."""
 
 from __future__ import annotations
 
