@@ -94,11 +94,14 @@ def measure(which: str, threads: int, calls: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--which", default="half", help="demo, half or tiny (tools/step_bench.py's settings)")
+    parser.add_argument("--which", default="half", choices=("demo", "half", "tiny"),
+                        help="tools/step_bench.py's setting")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads")
     parser.add_argument("--calls", type=int, default=5, help="timed calls per pass, after one")
     parser.add_argument("--json", default="", help="also write the result to this file")
     args = parser.parse_args(argv)
+    if args.threads < 1 or args.calls < 1:
+        parser.error("--threads and --calls: give 1 or more")
     result = measure(args.which, args.threads, args.calls)
     print(f"3x3 stride-1 layers of one {args.which} step, {args.threads} thread(s);"
           " ms per call: forward / input gradient / weight gradient")

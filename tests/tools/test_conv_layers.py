@@ -41,3 +41,15 @@ def test_record_layers_counts_the_calls_of_a_step():
     seen = conv_layers.record_layers(Side(), ops)
     assert seen == {((1, 16, 8, 8), (4, 16, 3, 3), (1, 1, 1, 1)): 2,
                     ((1, 16, 8, 8), (4, 16, 4, 4), (2, 2, 1, 1)): 1}
+
+
+def test_bad_arguments_are_refused_before_any_work(capsys):
+    for argv in (["--which", "nope"], ["--calls", "0"], ["--threads", "0"]):
+        try:
+            conv_layers.main(argv)
+        except SystemExit as exc:
+            assert exc.code == 2
+        else:
+            raise AssertionError(f"{argv} was accepted")
+    err = capsys.readouterr().err
+    assert "invalid choice: 'nope'" in err and "--threads and --calls: give 1 or more" in err
