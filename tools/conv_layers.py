@@ -19,6 +19,7 @@ import argparse
 import collections
 import sys
 import time
+from pathlib import Path
 
 
 def record_layers(side, ops) -> dict:
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads < 1 or args.calls < 1:
         parser.error("--threads and --calls: give 1 or more")
+    if args.json and Path(args.json).is_dir():
+        parser.error(f"--json {args.json}: a folder; give a file path (it is written whole, then renamed)")
     result = measure(args.which, args.threads, args.calls)
     print(f"3x3 stride-1 layers of one {args.which} step, {args.threads} thread(s);"
           " ms per call: forward / input gradient / weight gradient")

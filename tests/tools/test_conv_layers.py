@@ -43,8 +43,9 @@ def test_record_layers_counts_the_calls_of_a_step():
                     ((1, 16, 8, 8), (4, 16, 4, 4), (2, 2, 1, 1)): 1}
 
 
-def test_bad_arguments_are_refused_before_any_work(capsys):
-    for argv in (["--which", "nope"], ["--calls", "0"], ["--threads", "0"]):
+def test_bad_arguments_are_refused_before_any_work(tmp_path, capsys):
+    (tmp_path / "theirs.txt").write_text("keep")
+    for argv in (["--which", "nope"], ["--calls", "0"], ["--threads", "0"], ["--json", str(tmp_path)]):
         try:
             conv_layers.main(argv)
         except SystemExit as exc:
@@ -53,3 +54,5 @@ def test_bad_arguments_are_refused_before_any_work(capsys):
             raise AssertionError(f"{argv} was accepted")
     err = capsys.readouterr().err
     assert "invalid choice: 'nope'" in err and "--threads and --calls: give 1 or more" in err
+    assert f"--json {tmp_path}: a folder; give a file path" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["theirs.txt"]
