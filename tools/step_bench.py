@@ -1,8 +1,8 @@
 """Jittor vs PyTorch on the same GAN training step, timed interleaved on this machine.
 
     python -m tools.step_bench [--which demo,half] [--threads 1,2] [--steps N] [--json FILE]
-                               [--profile N] [--parts N] [--jittor-previous upsample,fused,conv]
-                               [--no-check]
+                               [--profile N] [--parts N] [--no-check]
+                               [--jittor-previous upsample,fused,conv,winograd]
 
 The Jittor side is the project's own Trainer (pipeline/train, pipeline/model) built as
 pipeline/bench.py builds it; the PyTorch side is tools/torch_mirror.py, the same networks layer by
